@@ -1,0 +1,2 @@
+//! moat-gofer: serves one sandbox's root to its sentry.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The gofer's request loop. (Filled in with the gofer server.)

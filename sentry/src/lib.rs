@@ -1,0 +1,1 @@
+//! moat-sentry: placeholder
