@@ -1,1 +1,9 @@
-//! moat-runtime: placeholder
+//! moat-runtime: starts sandboxes (a gofer and a sentry per sandbox) and drives them; the
+//! runc-compatible `moat` CLI is built on it.
+//! May touch: the host, as root: spawning processes, the paths it is told to serve.
+//! Never: runs app code itself; everything the app does happens inside the sentry.
+
+pub mod sandbox;
+mod sys;
+
+pub use sandbox::{run_do, DoOptions, SandboxError};

@@ -1,1 +1,18 @@
-//! moat-sentry: placeholder
+//! moat-sentry: Moat's userspace kernel. It traps every system call of the app (ptrace
+//! platform), implements Linux itself, and serves files through its gofer.
+//! May touch: only what it was handed at boot (its gofer socket, the stdio fds, its memory
+//! file); after boot it opens no host path.
+//! Never: passes an app syscall through to the host, or panics on anything the app does.
+//!
+//! Unsafe code lives only in `sys`, `platform::ptrace::sys` and `mm::memfile`.
+
+pub mod abi;
+pub mod boot;
+pub mod kernel;
+pub mod loader;
+pub mod mm;
+pub mod seccomp;
+pub mod platform;
+pub mod sys;
+pub mod syscalls;
+pub mod vfs;

@@ -1,0 +1,118 @@
+//! One sandbox: spawn the gofer and the sentry, hand them their boot messages, wait.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use moat_gofer::sys::spawn_with_boot_fd;
+use moat_gofer::Channel;
+use moat_proto::boot::{GoferBoot, SentryBoot, SentryExit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot find {0} next to the moat binary")]
+    MissingBinary(&'static str),
+    #[error("cannot create a channel")]
+    Channel(#[source] moat_gofer::ChannelError),
+    #[error("cannot spawn {what}")]
+    Spawn { what: &'static str, #[source] source: std::io::Error },
+    #[error("cannot send the boot message to {what}")]
+    Boot { what: &'static str, #[source] source: moat_gofer::ChannelError },
+    #[error("cannot duplicate stdio")]
+    Stdio(#[source] std::io::Error),
+    #[error("the sentry failed before reporting an exit status")]
+    SentryFailed,
+}
+
+/// What `moat do` runs.
+#[derive(Debug, Clone)]
+pub struct DoOptions {
+    pub argv: Vec<Vec<u8>>,
+    pub rootfs: Option<PathBuf>,
+    pub strace: bool,
+    pub cwd: Vec<u8>,
+    pub env: Vec<Vec<u8>>,
+}
+
+fn sibling(name: &'static str) -> Result<PathBuf, SandboxError> {
+    let exe = std::env::current_exe().map_err(|_| SandboxError::MissingBinary(name))?;
+    let dir = exe.parent().ok_or(SandboxError::MissingBinary(name))?;
+    for cand in [dir.join(name), dir.join("..").join(name)] {
+        if cand.exists() {
+            return Ok(cand);
+        }
+    }
+    Err(SandboxError::MissingBinary(name))
+}
+
+fn dup_stdio(fd: i32) -> Result<OwnedFd, SandboxError> {
+    // Borrow our own stdio fd and clone it: the sentry gets its own copy.
+    let b = match fd {
+        0 => std::io::stdin().as_fd().try_clone_to_owned(),
+        1 => std::io::stdout().as_fd().try_clone_to_owned(),
+        _ => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    b.map_err(SandboxError::Stdio)
+}
+
+fn spawn(path: &Path, what: &'static str, fd: OwnedFd) -> Result<Child, SandboxError> {
+    let mut cmd = Command::new(path);
+    // Stubs are forked from sentry threads and keep none of the sentry's memory, so a
+    // thread's rseq registration (which the kernel would follow into unmapped memory on
+    // every return to a stub) must not exist.
+    cmd.env("GLIBC_TUNABLES", "glibc.pthread.rseq=0");
+    spawn_with_boot_fd(&mut cmd, fd).map_err(|source| SandboxError::Spawn { what, source })
+}
+
+/// Runs one command in a fresh sandbox and returns how it ended.
+pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
+    let gofer_bin = sibling("moat-gofer")?;
+    let sentry_bin = sibling("moat-sentry")?;
+    let (gofer_ctl, gofer_child) = Channel::pair().map_err(SandboxError::Channel)?;
+    let (sentry_ctl, sentry_child) = Channel::pair().map_err(SandboxError::Channel)?;
+    let (serve_gofer, serve_sentry) = Channel::pair().map_err(SandboxError::Channel)?;
+
+    let mut gofer = spawn(&gofer_bin, "the gofer", gofer_child.into_fd())?;
+    let (root, read_only) = match &o.rootfs {
+        Some(r) => (r.as_os_str().as_bytes().to_vec(), false),
+        None => (b"/".to_vec(), true),
+    };
+    let gb = GoferBoot { root, read_only };
+    let serve_gofer = serve_gofer.into_fd();
+    gofer_ctl
+        .send_msg(&gb, &[serve_gofer.as_fd()])
+        .map_err(|source| SandboxError::Boot { what: "the gofer", source })?;
+    drop(serve_gofer);
+
+    let mut sentry = spawn(&sentry_bin, "the sentry", sentry_child.into_fd())?;
+    let sb = SentryBoot {
+        argv: o.argv.clone(),
+        envp: o.env.clone(),
+        cwd: o.cwd.clone(),
+        hostname: b"moat".to_vec(),
+        strace: o.strace,
+        overlay_root: o.rootfs.is_none(),
+        uid: 0,
+        gid: 0,
+    };
+    let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    let serve_sentry = serve_sentry.into_fd();
+    sentry_ctl
+        .send_msg(&sb, &[serve_sentry.as_fd(), stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()])
+        .map_err(|source| SandboxError::Boot { what: "the sentry", source })?;
+    drop(serve_sentry);
+    drop(stdio);
+
+    let exit = sentry_ctl.recv_msg::<SentryExit>().map(|(m, _)| m);
+    let _ = sentry.wait();
+    let _ = gofer.kill();
+    let _ = gofer.wait();
+    exit.map_err(|_| SandboxError::SentryFailed)
+}
+
+/// Kills the calling process with `sig`'s default action (no core dump), so that its parent
+/// sees the same status as the sandboxed program's.
+pub fn raise_default(sig: i32) {
+    crate::sys::raise_default(sig);
+}

@@ -1,0 +1,85 @@
+//! Sleeping and waking: each task has one [`Waiter`]; objects that tasks wait for hold a
+//! [`WaitQueue`] of the waiters interested in them.
+
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Instant;
+
+/// A task's wake-up counter: waking bumps it, sleeping waits until it moves.
+#[derive(Default)]
+pub struct Waiter {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Waiter {
+    pub fn seq(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn wake(&self) {
+        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *s += 1;
+        self.cv.notify_all();
+    }
+    /// Sleeps until the counter differs from `seen` or `deadline` passes; true if woken.
+    pub fn wait(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        while *s == seen {
+            match deadline {
+                None => s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    s = self.cv.wait_timeout(s, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Waiters interested in one object.
+#[derive(Default)]
+pub struct WaitQueue {
+    waiters: Mutex<Vec<Weak<Waiter>>>,
+}
+
+/// Removes its waiter from the queue when dropped.
+pub struct Registration<'a> {
+    q: &'a WaitQueue,
+    w: Weak<Waiter>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut v = self.q.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|x| !x.ptr_eq(&self.w) && x.strong_count() > 0);
+    }
+}
+
+impl WaitQueue {
+    pub fn register<'a>(&'a self, w: &Arc<Waiter>) -> Registration<'a> {
+        let weak = Arc::downgrade(w);
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).push(weak.clone());
+        Registration { q: self, w: weak }
+    }
+    /// Registers a waiter that stays until `unregister` (epoll watching a file).
+    pub fn add(&self, w: &Arc<Waiter>) {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(w));
+    }
+    pub fn unregister(&self, w: &Arc<Waiter>) {
+        let weak = Arc::downgrade(w);
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| !x.ptr_eq(&weak));
+    }
+    pub fn wake_all(&self) {
+        let v: Vec<Arc<Waiter>> = {
+            let mut v = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            v.retain(|x| x.strong_count() > 0);
+            v.iter().filter_map(|x| x.upgrade()).collect()
+        };
+        for w in v {
+            w.wake();
+        }
+    }
+}

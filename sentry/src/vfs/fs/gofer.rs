@@ -1,0 +1,329 @@
+//! The gofer-backed filesystem: every operation is a request to the `moat-gofer` process;
+//! opened files come back as host fds that the sentry reads and writes directly.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use moat_gofer::GoferClient;
+use moat_proto::gofer::{setattr as sa, Attr, Reply, Request};
+
+use crate::abi::{Errno, Stat};
+use crate::mm::{MapSource, MemFile};
+use crate::vfs::file::*;
+use crate::vfs::{next_id, DirEntry, FsStat, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFLNK, S_IFMT};
+
+/// One gofer connection seen as a filesystem.
+pub struct GoferFs {
+    client: Arc<GoferClient>,
+    id: u64,
+}
+
+impl GoferFs {
+    pub fn new(client: Arc<GoferClient>) -> Arc<GoferFs> {
+        Arc::new(GoferFs { client, id: next_id() })
+    }
+
+    fn call(&self, req: &Request) -> Result<(Reply, Option<OwnedFd>), Errno> {
+        let (r, fd) = self.client.call(req).map_err(|e| {
+            tracing::error!(error = %e, "gofer call failed");
+            Errno::EIO
+        })?;
+        if let Reply::Err(e) = r {
+            return Err(Errno(e as i32));
+        }
+        Ok((r, fd))
+    }
+
+    fn attr(&self, req: &Request) -> Result<Attr, Errno> {
+        match self.call(req)?.0 {
+            Reply::Attr(a) | Reply::Opened(a) => Ok(a),
+            _ => Err(Errno::EIO),
+        }
+    }
+}
+
+/// A file of the gofer's tree, known by its parent and name.
+pub struct GoferInode {
+    fs: Arc<GoferFs>,
+    parent: Option<Arc<GoferInode>>,
+    name: Mutex<Vec<u8>>,
+    kind: u32,
+    me: Mutex<Option<std::sync::Weak<GoferInode>>>,
+}
+
+fn to_stat(a: &Attr) -> Stat {
+    Stat {
+        dev: a.dev,
+        ino: a.ino,
+        nlink: a.nlink,
+        mode: a.mode,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        size: a.size as i64,
+        blksize: a.blksize as i64,
+        blocks: a.blocks as i64,
+        atime: a.atime.0,
+        atime_nsec: a.atime.1 as i64,
+        mtime: a.mtime.0,
+        mtime_nsec: a.mtime.1 as i64,
+        ctime: a.ctime.0,
+        ctime_nsec: a.ctime.1 as i64,
+        ..Stat::default()
+    }
+}
+
+impl GoferInode {
+    /// The path relative to the gofer root.
+    pub fn path(&self) -> Vec<u8> {
+        let mut parts = vec![self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()];
+        let mut p = self.parent.clone();
+        while let Some(x) = p {
+            parts.push(x.name.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            p = x.parent.clone();
+        }
+        let parts: Vec<Vec<u8>> = parts.into_iter().rev().filter(|s| !s.is_empty()).collect();
+        parts.join(&b'/')
+    }
+    fn child_path(&self, name: &[u8]) -> Vec<u8> {
+        let mut p = self.path();
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        p
+    }
+    fn arc(&self) -> Option<Arc<GoferInode>> {
+        self.me.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|w| w.upgrade())
+    }
+    fn make_child(&self, name: &[u8], kind: u32) -> InodeRef {
+        let parent = self.arc();
+        let c = Arc::new(GoferInode { fs: self.fs.clone(), parent, name: Mutex::new(name.to_vec()), kind, me: Mutex::new(None) });
+        *c.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&c));
+        c
+    }
+    /// Opens the file read-only and reads it whole (overlay copy-up).
+    pub fn contents(&self) -> Result<Vec<u8>, Errno> {
+        let (_, fd) = self.fs.call(&Request::Open { path: self.path(), flags: O_RDONLY })?;
+        let fd = fd.ok_or(Errno::EIO)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = crate::sys::pread(fd.as_fd(), &mut buf, out.len() as u64).map_err(|e| Errno::from_host(&e))?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+impl Inode for GoferInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.fs.attr(&Request::Stat { path: self.path() }).map(|a| to_stat(&a))
+    }
+    fn kind(&self) -> u32 {
+        self.kind
+    }
+    fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
+        let a = self.fs.attr(&Request::Stat { path: self.child_path(name) })?;
+        Ok(self.make_child(name, a.mode & S_IFMT))
+    }
+    fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
+        match self.fs.call(&Request::ReadDir { path: self.path() })?.0 {
+            Reply::Dirents(v) => Ok(v.into_iter().map(|d| DirEntry { ino: d.ino, kind: d.kind, name: d.name }).collect()),
+            _ => Err(Errno::EIO),
+        }
+    }
+    fn create(&self, name: &[u8], node: NewNode, owner: (u32, u32)) -> Result<InodeRef, Errno> {
+        let (uid, gid) = owner;
+        let dir = self.path();
+        let name_v = name.to_vec();
+        let kind = match node {
+            NewNode::File { mode } => {
+                self.fs.call(&Request::Create { dir, name: name_v, flags: O_RDWR, mode, uid, gid })?;
+                crate::vfs::S_IFREG
+            }
+            NewNode::Dir { mode } => {
+                self.fs.call(&Request::Mkdir { dir, name: name_v, mode, uid, gid })?;
+                S_IFDIR
+            }
+            NewNode::Symlink { target } => {
+                self.fs.call(&Request::Symlink { dir, name: name_v, target, uid, gid })?;
+                S_IFLNK
+            }
+            NewNode::Node { mode, rdev } => {
+                self.fs.call(&Request::Mknod { dir, name: name_v, mode, rdev, uid, gid })?;
+                mode & S_IFMT
+            }
+        };
+        Ok(self.make_child(name, kind))
+    }
+    fn link(&self, name: &[u8], target: &InodeRef) -> Result<(), Errno> {
+        let t = target.as_any().downcast_ref::<GoferInode>().ok_or(Errno::EXDEV)?;
+        self.fs.call(&Request::Link { old: t.path(), dir: self.path(), name: name.to_vec() }).map(|_| ())
+    }
+    fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
+        self.fs.call(&Request::Unlink { dir: self.path(), name: name.to_vec(), rmdir: dir }).map(|_| ())
+    }
+    fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8], flags: u32) -> Result<(), Errno> {
+        let nd = new_dir.as_any().downcast_ref::<GoferInode>().ok_or(Errno::EXDEV)?;
+        self.fs
+            .call(&Request::Rename { old_dir: self.path(), old_name: old.to_vec(), new_dir: nd.path(), new_name: new.to_vec(), flags })
+            .map(|_| ())
+    }
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        match self.fs.call(&Request::Readlink { path: self.path() })?.0 {
+            Reply::Bytes(b) => Ok(b),
+            _ => Err(Errno::EIO),
+        }
+    }
+    fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        let mut mask = 0;
+        let mut req_at = (0, 0);
+        let mut req_mt = (0, 0);
+        if a.mode.is_some() {
+            mask |= sa::MODE;
+        }
+        if a.uid.is_some() {
+            mask |= sa::UID;
+        }
+        if a.gid.is_some() {
+            mask |= sa::GID;
+        }
+        if a.size.is_some() {
+            mask |= sa::SIZE;
+        }
+        match a.atime {
+            Some(Some(t)) => {
+                mask |= sa::ATIME;
+                req_at = t;
+            }
+            Some(None) => mask |= sa::ATIME | sa::ATIME_NOW,
+            None => {}
+        }
+        match a.mtime {
+            Some(Some(t)) => {
+                mask |= sa::MTIME;
+                req_mt = t;
+            }
+            Some(None) => mask |= sa::MTIME | sa::MTIME_NOW,
+            None => {}
+        }
+        let req = Request::SetAttr {
+            path: self.path(),
+            mask,
+            mode: a.mode.unwrap_or(0),
+            uid: a.uid.unwrap_or(0),
+            gid: a.gid.unwrap_or(0),
+            size: a.size.unwrap_or(0),
+            atime: req_at,
+            mtime: req_mt,
+        };
+        self.fs.call(&req).map(|_| ())
+    }
+    fn open(&self, _me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if self.kind == S_IFDIR {
+            return Ok(Arc::new(DirOnly));
+        }
+        let acc = flags & O_ACCMODE;
+        let f = acc | (flags & O_DIRECTORY);
+        let (_, fd) = self.fs.call(&Request::Open { path: self.path(), flags: f })?;
+        Ok(Arc::new(HostFile { fd: Arc::new(fd.ok_or(Errno::EIO)?) }))
+    }
+    fn statfs(&self) -> Result<FsStat, Errno> {
+        match self.fs.call(&Request::StatFs { path: self.path() })?.0 {
+            Reply::FsStat(s) => Ok(FsStat {
+                kind: s.kind,
+                bsize: s.bsize,
+                blocks: s.blocks,
+                bfree: s.bfree,
+                bavail: s.bavail,
+                files: s.files,
+                ffree: s.ffree,
+                namelen: s.namelen,
+            }),
+            _ => Err(Errno::EIO),
+        }
+    }
+    fn fs_id(&self) -> u64 {
+        self.fs.id
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Makes the root's self link (children hold their parent strongly).
+pub fn root_inode(fs: &Arc<GoferFs>) -> Result<InodeRef, Errno> {
+    let attr = fs.attr(&Request::Stat { path: Vec::new() })?;
+    let r = Arc::new(GoferInode { fs: fs.clone(), parent: None, name: Mutex::new(Vec::new()), kind: attr.mode & S_IFMT, me: Mutex::new(None) });
+    *r.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&r));
+    Ok(r)
+}
+
+/// A directory opened for reading (entries come from the inode).
+pub struct DirOnly;
+impl FileOps for DirOnly {
+    fn read(&self, _: &Io<'_>, _: &mut [u8], _: u64) -> Result<usize, Errno> {
+        Err(Errno::EISDIR)
+    }
+}
+
+/// A host file donated by the gofer.
+pub struct HostFile {
+    fd: Arc<OwnedFd>,
+}
+
+impl FileOps for HostFile {
+    fn read(&self, _io: &Io<'_>, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        crate::sys::pread(self.fd.as_fd(), buf, off).map_err(|e| Errno::from_host(&e))
+    }
+    fn write(&self, _io: &Io<'_>, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        crate::sys::pwrite(self.fd.as_fd(), buf, off).map_err(|e| Errno::from_host(&e))
+    }
+    fn size(&self) -> Option<u64> {
+        crate::sys::fstat(self.fd.as_fd()).ok().map(|s| s.st_size as u64)
+    }
+    fn fsync(&self) -> Result<(), Errno> {
+        crate::sys::fsync(self.fd.as_fd()).map_err(|e| Errno::from_host(&e))
+    }
+    fn map_source(&self) -> Option<Arc<dyn MapSource>> {
+        Some(Arc::new(HostMap { fd: self.fd.clone() }))
+    }
+}
+
+/// Maps of a donated host file.
+pub struct HostMap {
+    fd: Arc<OwnedFd>,
+}
+
+impl MapSource for HostMap {
+    fn fill(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno> {
+        let mut done = 0u64;
+        while done < len {
+            let want = (len - done).min(1 << 30) as usize;
+            let n = mf
+                .read_from_fd(mf_off + done, want, self.fd.as_raw_fd(), file_off + done)
+                .map_err(|e| Errno::from_host(&e))?;
+            if n == 0 {
+                break;
+            }
+            done += n as u64;
+        }
+        Ok(())
+    }
+    fn write_back(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno> {
+        let size = crate::sys::fstat(self.fd.as_fd()).map(|s| s.st_size as u64).unwrap_or(0);
+        if file_off >= size {
+            return Ok(());
+        }
+        let len = len.min(size - file_off) as usize;
+        mf.write_to_fd(mf_off, len, self.fd.as_raw_fd(), file_off).map_err(|e| Errno::from_host(&e))?;
+        Ok(())
+    }
+    fn describe(&self) -> (u64, u64, Vec<u8>) {
+        let st = crate::sys::fstat(self.fd.as_fd()).ok();
+        (st.map(|s| s.st_dev).unwrap_or(0), st.map(|s| s.st_ino).unwrap_or(0), Vec::new())
+    }
+}

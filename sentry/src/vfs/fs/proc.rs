@@ -1,0 +1,347 @@
+//! procfs: /proc/self, /proc/PID/{stat,status,cmdline,comm,environ,maps,exe,cwd,fd/},
+//! cpuinfo, meminfo, mounts, uptime, loadavg, filesystems, version.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use crate::abi::{Errno, Stat};
+use crate::kernel::{Kernel, ThreadGroup};
+use crate::mm::VmaKind;
+use crate::vfs::file::*;
+use crate::vfs::{make_stat, now, DirEntry, Inode, InodeRef, VPath, S_IFDIR, S_IFLNK, S_IFREG};
+
+/// Host facts copied at boot (the sentry cannot open host paths later).
+pub static CPUINFO: OnceLock<Vec<u8>> = OnceLock::new();
+
+thread_local! {
+    /// The thread group of the task this sentry thread runs (for /proc/self).
+    pub static CURRENT: std::cell::RefCell<Option<Weak<ThreadGroup>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn current_tgid() -> i32 {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|w| w.upgrade()).map(|g| g.tgid).unwrap_or(1))
+}
+
+#[derive(Clone)]
+enum Node {
+    Root,
+    SelfLink,
+    Pid(i32),
+    PidFile(i32, &'static str),
+    Exe(i32),
+    Cwd(i32),
+    FdDir(i32),
+    Fd(i32, i32),
+    Global(&'static str),
+}
+
+pub struct ProcInode {
+    k: Weak<Kernel>,
+    node: Node,
+    id: u64,
+}
+
+pub fn root(k: &Arc<Kernel>) -> InodeRef {
+    Arc::new(ProcInode { k: Arc::downgrade(k), node: Node::Root, id: crate::vfs::next_id() })
+}
+
+const PID_FILES: [&str; 8] = ["stat", "status", "cmdline", "comm", "environ", "maps", "mounts", "statm"];
+const GLOBALS: [&str; 7] = ["cpuinfo", "meminfo", "mounts", "uptime", "loadavg", "filesystems", "version"];
+
+impl ProcInode {
+    fn k(&self) -> Result<Arc<Kernel>, Errno> {
+        self.k.upgrade().ok_or(Errno::ENOENT)
+    }
+    fn child(&self, node: Node) -> InodeRef {
+        Arc::new(ProcInode { k: self.k.clone(), node, id: self.id })
+    }
+    fn content(&self) -> Result<Vec<u8>, Errno> {
+        let k = self.k()?;
+        match &self.node {
+            Node::PidFile(pid, f) => pid_file(&k, *pid, f),
+            Node::Global(g) => global(&k, g),
+            _ => Err(Errno::EISDIR),
+        }
+    }
+}
+
+fn group(k: &Kernel, pid: i32) -> Result<Arc<ThreadGroup>, Errno> {
+    k.group(pid).filter(|g| g.lock().exit.is_none()).ok_or(Errno::ENOENT)
+}
+
+fn pid_file(k: &Kernel, pid: i32, f: &str) -> Result<Vec<u8>, Errno> {
+    let g = group(k, pid)?;
+    let (comm, ppid, pgid, sid, nthreads, mm) = {
+        let st = g.lock();
+        let comm = st.threads.first().map(|t| t.comm.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default();
+        (comm, st.parent.upgrade().map(|p| p.tgid).unwrap_or(0), st.pgid, st.sid, st.threads.len(), st.mm.clone())
+    };
+    let comm_s = String::from_utf8_lossy(&comm).to_string();
+    Ok(match f {
+        "comm" => format!("{comm_s}\n").into_bytes(),
+        "stat" => {
+            let state = if g.lock().stopped.is_some() { 'T' } else { 'S' };
+            format!("{pid} ({comm_s}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 0 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").into_bytes()
+        }
+        "status" => format!(
+            "Name:\t{comm_s}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nThreads:\t{nthreads}\nSigQ:\t0/63000\nCapEff:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-1\n"
+        )
+        .into_bytes(),
+        "cmdline" | "environ" => {
+            let Some(mm) = mm else { return Ok(Vec::new()) };
+            let (lo, hi) = if f == "cmdline" { mm.read().arg_range } else { mm.read().env_range };
+            let mut b = vec![0u8; (hi - lo) as usize];
+            mm.copy_in(lo, &mut b).map_err(|_| Errno::EIO)?;
+            b
+        }
+        "statm" => b"0 0 0 0 0 0 0\n".to_vec(),
+        "mounts" => global(k, "mounts")?,
+        "maps" => {
+            let Some(mm) = mm else { return Ok(Vec::new()) };
+            let m = mm.read();
+            let mut out = String::new();
+            for v in m.vmas.values() {
+                let p = |b: i32, c: char| if v.prot & b != 0 { c } else { '-' };
+                let (off, dev, ino, name) = match &v.kind {
+                    VmaKind::File { src, file_off } => {
+                        let (d, i, n) = src.describe();
+                        (*file_off, d, i, String::from_utf8_lossy(&n).to_string())
+                    }
+                    VmaKind::Heap => (0, 0, 0, "[heap]".to_string()),
+                    VmaKind::Stack => (0, 0, 0, "[stack]".to_string()),
+                    VmaKind::Anon => (0, 0, 0, String::new()),
+                };
+                out.push_str(&format!(
+                    "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {:<10} {}\n",
+                    v.start,
+                    v.end,
+                    p(1, 'r'),
+                    p(2, 'w'),
+                    p(4, 'x'),
+                    if v.shared { 's' } else { 'p' },
+                    off,
+                    (dev >> 8) & 0xfff,
+                    dev & 0xff,
+                    ino,
+                    name
+                ));
+            }
+            out.into_bytes()
+        }
+        _ => return Err(Errno::ENOENT),
+    })
+}
+
+fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
+    Ok(match g {
+        "cpuinfo" => CPUINFO.get().cloned().unwrap_or_default(),
+        "meminfo" => {
+            let si = crate::sys::host_sysinfo();
+            let kb = |x: u64| x * u64::from(si.mem_unit) / 1024;
+            format!(
+                "MemTotal:       {:>8} kB\nMemFree:        {:>8} kB\nMemAvailable:   {:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n",
+                kb(si.totalram),
+                kb(si.freeram),
+                kb(si.freeram)
+            )
+            .into_bytes()
+        }
+        "mounts" => {
+            let mut out = String::new();
+            let root = k.vfs.root.clone();
+            for m in k.vfs.mounts() {
+                let at = match &m.parent {
+                    Some((pm, d)) => k.vfs.path_of(&root, &VPath { mnt: pm.clone(), d: d.clone() }),
+                    None => b"/".to_vec(),
+                };
+                out.push_str(&format!(
+                    "{} {} {} {} 0 0\n",
+                    String::from_utf8_lossy(&m.source),
+                    String::from_utf8_lossy(&at),
+                    m.fstype,
+                    if m.readonly { "ro" } else { "rw" }
+                ));
+            }
+            out.into_bytes()
+        }
+        "uptime" => {
+            let e = k.boot.elapsed().as_secs_f64();
+            format!("{e:.2} {e:.2}\n").into_bytes()
+        }
+        "loadavg" => format!("0.00 0.00 0.00 1/{} {}\n", k.procs().tasks.len(), k.procs().tasks.len()).into_bytes(),
+        "filesystems" => b"nodev\ttmpfs\nnodev\tproc\nnodev\toverlay\n".to_vec(),
+        "version" => b"Linux version 6.1.0-moat (moat@sandbox) #1 SMP PREEMPT_DYNAMIC Moat\n".to_vec(),
+        _ => return Err(Errno::ENOENT),
+    })
+}
+
+impl Inode for ProcInode {
+    fn stat(&self) -> Result<Stat, Errno> {
+        let (mode, ino) = match &self.node {
+            Node::Root => (S_IFDIR | 0o555, 1),
+            Node::Pid(p) | Node::FdDir(p) => (S_IFDIR | 0o555, 1000 + *p as u64),
+            Node::SelfLink | Node::Exe(_) | Node::Cwd(_) | Node::Fd(..) => (S_IFLNK | 0o777, 2),
+            Node::PidFile(..) | Node::Global(_) => (S_IFREG | 0o444, 3),
+        };
+        Ok(make_stat(ino, mode, 1, 0, 0, 0, 0, [now(); 3]))
+    }
+    fn kind(&self) -> u32 {
+        match &self.node {
+            Node::Root | Node::Pid(_) | Node::FdDir(_) => S_IFDIR,
+            Node::SelfLink | Node::Exe(_) | Node::Cwd(_) | Node::Fd(..) => S_IFLNK,
+            _ => S_IFREG,
+        }
+    }
+    fn cacheable(&self) -> bool {
+        false
+    }
+    fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
+        let k = self.k()?;
+        let s = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
+        match &self.node {
+            Node::Root => {
+                if s == "self" {
+                    return Ok(self.child(Node::SelfLink));
+                }
+                if let Some(g) = GLOBALS.iter().find(|g| **g == s) {
+                    return Ok(self.child(Node::Global(g)));
+                }
+                let pid: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
+                group(&k, pid)?;
+                Ok(self.child(Node::Pid(pid)))
+            }
+            Node::Pid(pid) => {
+                group(&k, *pid)?;
+                match s {
+                    "exe" => Ok(self.child(Node::Exe(*pid))),
+                    "cwd" => Ok(self.child(Node::Cwd(*pid))),
+                    "fd" => Ok(self.child(Node::FdDir(*pid))),
+                    _ => PID_FILES.iter().find(|f| **f == s).map(|f| self.child(Node::PidFile(*pid, f))).ok_or(Errno::ENOENT),
+                }
+            }
+            Node::FdDir(pid) => {
+                let fd: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
+                let g = group(&k, *pid)?;
+                let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
+                if fds.lock().unwrap_or_else(|e| e.into_inner()).get(fd).is_none() {
+                    return Err(Errno::ENOENT);
+                }
+                Ok(self.child(Node::Fd(*pid, fd)))
+            }
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+    fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
+        let k = self.k()?;
+        let e = |n: String, kind: u8| DirEntry { ino: 2, kind, name: n.into_bytes() };
+        Ok(match &self.node {
+            Node::Root => {
+                let mut v: Vec<DirEntry> = GLOBALS.iter().map(|g| e(g.to_string(), 8)).collect();
+                v.push(e("self".into(), 10));
+                let mut pids: Vec<i32> = k.procs().groups.values().filter(|g| g.lock().exit.is_none()).map(|g| g.tgid).collect();
+                pids.sort_unstable();
+                v.extend(pids.into_iter().map(|p| e(p.to_string(), 4)));
+                v
+            }
+            Node::Pid(_) => {
+                let mut v: Vec<DirEntry> = PID_FILES.iter().map(|f| e(f.to_string(), 8)).collect();
+                v.push(e("exe".into(), 10));
+                v.push(e("cwd".into(), 10));
+                v.push(e("fd".into(), 4));
+                v
+            }
+            Node::FdDir(pid) => {
+                let g = group(&k, *pid)?;
+                let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
+                let list = fds.lock().unwrap_or_else(|e| e.into_inner()).fds();
+                list.into_iter().map(|fd| e(fd.to_string(), 10)).collect()
+            }
+            _ => return Err(Errno::ENOTDIR),
+        })
+    }
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        let k = self.k()?;
+        match &self.node {
+            Node::SelfLink => Ok(current_tgid().to_string().into_bytes()),
+            Node::Exe(pid) => {
+                let g = group(&k, *pid)?;
+                let exe = g.lock().exe.clone().ok_or(Errno::ENOENT)?;
+                Ok(k.vfs.path_of(&k.vfs.root, &exe))
+            }
+            Node::Cwd(pid) => {
+                let g = group(&k, *pid)?;
+                let fs = g.lock().fs.clone().ok_or(Errno::ENOENT)?;
+                let cwd = fs.lock().unwrap_or_else(|e| e.into_inner()).cwd.clone();
+                Ok(k.vfs.path_of(&k.vfs.root, &cwd))
+            }
+            Node::Fd(pid, fd) => {
+                let f = self.fd_file(&k, *pid, *fd)?;
+                Ok(match &f.path {
+                    Some(p) => k.vfs.path_of(&k.vfs.root, p),
+                    None => match f.ops.pipe() {
+                        Some(p) => format!("pipe:[{}]", Arc::as_ptr(p) as usize % 100_000).into_bytes(),
+                        None => b"anon_inode:[eventpoll]".to_vec(),
+                    },
+                })
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+    fn magic_link(&self, _t: &crate::kernel::Task) -> Option<VPath> {
+        let k = self.k().ok()?;
+        match &self.node {
+            Node::Exe(pid) => group(&k, *pid).ok()?.lock().exe.clone(),
+            Node::Cwd(pid) => {
+                let fs = group(&k, *pid).ok()?.lock().fs.clone()?;
+                let cwd = fs.lock().unwrap_or_else(|e| e.into_inner()).cwd.clone();
+                Some(cwd)
+            }
+            Node::Fd(pid, fd) => self.fd_file(&k, *pid, *fd).ok()?.path.clone(),
+            _ => None,
+        }
+    }
+    fn open(&self, _me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if flags & O_ACCMODE != O_RDONLY {
+            return Err(Errno::EACCES);
+        }
+        match &self.node {
+            Node::Root | Node::Pid(_) | Node::FdDir(_) => Ok(Arc::new(super::gofer::DirOnly)),
+            Node::Fd(pid, fd) => {
+                let k = self.k()?;
+                Ok(self.fd_file(&k, *pid, *fd)?.ops.clone())
+            }
+            _ => Ok(Arc::new(Snapshot { data: self.content()? })),
+        }
+    }
+    fn fs_id(&self) -> u64 {
+        self.id
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl ProcInode {
+    fn fd_file(&self, k: &Kernel, pid: i32, fd: i32) -> Result<Arc<crate::vfs::File>, Errno> {
+        let g = group(k, pid)?;
+        let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
+        let f = fds.lock().unwrap_or_else(|e| e.into_inner()).get(fd).ok_or(Errno::ENOENT)?;
+        Ok(f)
+    }
+}
+
+/// A proc file's content, taken when it was opened.
+struct Snapshot {
+    data: Vec<u8>,
+}
+
+impl FileOps for Snapshot {
+    fn read(&self, _io: &Io<'_>, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        let off = (off as usize).min(self.data.len());
+        let n = buf.len().min(self.data.len() - off);
+        buf[..n].copy_from_slice(&self.data[off..off + n]);
+        Ok(n)
+    }
+    fn write(&self, _io: &Io<'_>, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EACCES)
+    }
+}
