@@ -106,7 +106,7 @@ fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<Ex
         }
         let tty = crate::vfs::FileOps::is_tty(&*h);
         let flags = if i == 0 { crate::vfs::file::O_RDONLY } else { crate::vfs::file::O_WRONLY };
-        let f = File::new(h, Some(host::HostInode::new(tty)), None, flags | if i == 0 && tty { crate::vfs::file::O_RDWR } else { 0 });
+        let f = File::new(h, Some(host::AnonInode::stdio(tty)), None, flags | if i == 0 && tty { crate::vfs::file::O_RDWR } else { 0 });
         table.install_at(i as i32, f, false, 1024).map_err(|e| anyhow::anyhow!("stdio: {e}"))?;
     }
     let root = k.vfs.root.clone();

@@ -102,8 +102,7 @@ impl Task {
                     if d.inode.kind() == S_IFLNK && follow == Follow::Yes {
                         self.k.vfs.walk(self, &ctx, &parent, &name, Follow::Yes)?
                     } else {
-                        let vp = VPath { mnt: parent.mnt.clone(), d };
-                        self.k.vfs.walk(self, &ctx, &vp, b".", Follow::No)?
+                        self.k.vfs.enter(VPath { mnt: parent.mnt.clone(), d })
                     }
                 }
                 Err(Errno::ENOENT) => {

@@ -20,10 +20,21 @@ fn stat_at(t: &mut Task, dirfd: i32, pathp: u64, out: u64, flags: u32) -> SysRes
         return Err(Errno::EINVAL);
     }
     let path = t.path_arg(pathp)?;
-    let p = t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?;
-    let st = p.d.inode.stat()?;
+    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        fd_stat(t, dirfd)?
+    } else {
+        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?.d.inode.stat()?
+    };
     t.mm.write_obj(out, &st)?;
     Ok(0)
+}
+
+fn fd_stat(t: &Task, fd: i32) -> Result<Stat, Errno> {
+    let f = t.file(fd)?;
+    match &f.inode {
+        Some(i) => i.stat(),
+        None => Ok(Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Stat::default() }),
+    }
 }
 
 pub fn sys_stat(t: &mut Task, a: &Args) -> SysResult {
@@ -36,11 +47,7 @@ pub fn sys_newfstatat(t: &mut Task, a: &Args) -> SysResult {
     stat_at(t, a.fd(0), a.ptr(1), a.ptr(2), a.u32(3))
 }
 pub fn sys_fstat(t: &mut Task, a: &Args) -> SysResult {
-    let f = t.file(a.fd(0))?;
-    let st = match &f.inode {
-        Some(i) => i.stat()?,
-        None => Stat { mode: 0o10600, nlink: 1, blksize: 4096, ..Stat::default() },
-    };
+    let st = fd_stat(t, a.fd(0))?;
     t.mm.write_obj(a.ptr(1), &st)?;
     Ok(0)
 }
@@ -52,11 +59,7 @@ pub fn sys_statx(t: &mut Task, a: &Args) -> SysResult {
     }
     let path = t.path_arg(a.ptr(1))?;
     let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        let f = t.file(dirfd)?;
-        match &f.inode {
-            Some(i) => i.stat()?,
-            None => Stat { mode: 0o10600, nlink: 1, blksize: 4096, ..Stat::default() },
-        }
+        fd_stat(t, dirfd)?
     } else {
         t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?.d.inode.stat()?
     };
@@ -559,4 +562,37 @@ pub fn sys_fstatfs(t: &mut Task, a: &Args) -> SysResult {
         None => crate::vfs::FsStat { kind: 0x5049_5045, bsize: 4096, namelen: 255, ..Default::default() },
     };
     write_statfs(t, a.ptr(1), s)
+}
+
+/// getxattr family: no filesystem here stores extended attributes.
+pub fn sys_getxattr(t: &mut Task, a: &Args) -> SysResult {
+    let path = t.path_arg(a.ptr(0))?;
+    t.lookup_at(AT_FDCWD, &path, Follow::Yes, false)?;
+    Err(Errno::ENODATA)
+}
+pub fn sys_lgetxattr(t: &mut Task, a: &Args) -> SysResult {
+    let path = t.path_arg(a.ptr(0))?;
+    t.lookup_at(AT_FDCWD, &path, Follow::No, false)?;
+    Err(Errno::ENODATA)
+}
+pub fn sys_fgetxattr(t: &mut Task, a: &Args) -> SysResult {
+    t.file(a.fd(0))?;
+    Err(Errno::ENODATA)
+}
+pub fn sys_listxattr(t: &mut Task, a: &Args) -> SysResult {
+    let path = t.path_arg(a.ptr(0))?;
+    t.lookup_at(AT_FDCWD, &path, Follow::Yes, false)?;
+    Ok(0)
+}
+pub fn sys_llistxattr(t: &mut Task, a: &Args) -> SysResult {
+    let path = t.path_arg(a.ptr(0))?;
+    t.lookup_at(AT_FDCWD, &path, Follow::No, false)?;
+    Ok(0)
+}
+pub fn sys_flistxattr(t: &mut Task, a: &Args) -> SysResult {
+    t.file(a.fd(0))?;
+    Ok(0)
+}
+pub fn sys_setxattr(_t: &mut Task, _a: &Args) -> SysResult {
+    Err(Errno::EOPNOTSUPP)
 }

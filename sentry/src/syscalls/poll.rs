@@ -44,7 +44,7 @@ fn do_poll(t: &mut Task, ptr: u64, n: u64, deadline: Option<Instant>) -> SysResu
     let mut fds: Vec<PollFd> = (0..n).map(|i| t.mm.read_obj(ptr + 8 * i)).collect::<Result<_, _>>()?;
     let files: Vec<Option<Arc<File>>> = fds.iter().map(|p| if p.fd < 0 { None } else { t.fds().get(p.fd) }).collect();
     let live: Vec<Arc<File>> = files.iter().flatten().cloned().collect();
-    let mut compute = |fds: &mut Vec<PollFd>| -> usize {
+    let compute = |fds: &mut Vec<PollFd>| -> usize {
         let mut ready = 0;
         for (p, f) in fds.iter_mut().zip(files.iter()) {
             p.revents = 0;
@@ -279,7 +279,8 @@ fn do_eventfd(t: &mut Task, init: u32, flags: u32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let ops = Arc::new(eventfd::EventFd::new(u64::from(init), flags & EFD_SEMAPHORE != 0));
-    let f = File::new(ops, None, None, O_RDWR | (flags & O_NONBLOCK));
+    let inode = crate::vfs::fs::host::AnonInode::new(0o600, 0);
+    let f = File::new(ops, Some(inode), None, O_RDWR | (flags & O_NONBLOCK));
     t.install(f, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
 }
 

@@ -159,6 +159,15 @@ rows! {
     162 sync file::sys_sync, [];
     170 sethostname process::sys_sethostname, [Ptr, Int];
     186 gettid process::sys_gettid, [];
+    188 setxattr fs::sys_setxattr, [Path, Path, Ptr, Int, Hex];
+    189 lsetxattr fs::sys_setxattr, [Path, Path, Ptr, Int, Hex];
+    190 fsetxattr fs::sys_setxattr, [Fd, Path, Ptr, Int, Hex];
+    191 getxattr fs::sys_getxattr, [Path, Path, Ptr, Int];
+    192 lgetxattr fs::sys_lgetxattr, [Path, Path, Ptr, Int];
+    193 fgetxattr fs::sys_fgetxattr, [Fd, Path, Ptr, Int];
+    194 listxattr fs::sys_listxattr, [Path, Ptr, Int];
+    195 llistxattr fs::sys_llistxattr, [Path, Ptr, Int];
+    196 flistxattr fs::sys_flistxattr, [Fd, Ptr, Int];
     200 tkill signal::sys_tkill, [Int, Int];
     201 time time::sys_time, [Ptr];
     202 futex process::sys_futex, [Ptr, Int, Int, Ptr, Ptr, Int];
@@ -220,8 +229,7 @@ missing_rows! {
     152 munlockall; 153 vhangup; 154 modify_ldt; 155 pivot_root; 159 adjtimex; 161 chroot;
     163 acct; 164 settimeofday; 165 mount; 166 umount2; 167 swapon; 168 swapoff; 169 reboot;
     171 setdomainname; 172 iopl; 173 ioperm; 175 init_module; 176 delete_module;
-    179 quotactl; 187 readahead; 188 setxattr; 189 lsetxattr; 190 fsetxattr; 191 getxattr;
-    192 lgetxattr; 193 fgetxattr; 194 listxattr; 195 llistxattr; 196 flistxattr;
+    179 quotactl; 187 readahead;
     197 removexattr; 198 lremovexattr; 199 fremovexattr; 206 io_setup; 207 io_destroy;
     208 io_getevents; 209 io_submit; 210 io_cancel; 216 remap_file_pages; 219 restart_syscall;
     220 semtimedop; 222 timer_create; 223 timer_settime; 224 timer_gettime;

@@ -293,6 +293,11 @@ impl Vfs {
         self.all.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// `p` itself, or the root of what is mounted on it.
+    pub fn enter(&self, p: VPath) -> VPath {
+        self.cross_mounts(p)
+    }
+
     fn cross_mounts(&self, mut p: VPath) -> VPath {
         let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
         while let Some(m) = mounts.get(&(p.mnt.id, p.d.id)) {

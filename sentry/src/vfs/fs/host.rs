@@ -94,26 +94,34 @@ impl FileOps for HostFd {
     }
 }
 
-/// An inode for a host stdio fd (what fstat sees).
-pub struct HostInode {
+/// An inode for a file that lives in no filesystem: host stdio, pipes, eventfds
+/// (what fstat sees).
+pub struct AnonInode {
     ino: u64,
-    tty: bool,
+    mode: u32,
+    rdev: u64,
 }
 
-impl HostInode {
-    pub fn new(tty: bool) -> InodeRef {
-        Arc::new(HostInode { ino: next_id(), tty })
+impl AnonInode {
+    pub fn new(mode: u32, rdev: u64) -> InodeRef {
+        Arc::new(AnonInode { ino: next_id(), mode, rdev })
+    }
+    /// What a host stdio fd looks like: a terminal or a pipe.
+    pub fn stdio(tty: bool) -> InodeRef {
+        if tty {
+            AnonInode::new(S_IFCHR | 0o620, 136 << 8)
+        } else {
+            AnonInode::new(crate::vfs::S_IFIFO | 0o600, 0)
+        }
     }
 }
 
-impl Inode for HostInode {
+impl Inode for AnonInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        let mode = if self.tty { S_IFCHR | 0o620 } else { 0o010600 };
-        let rdev = if self.tty { (136 << 8) as u64 } else { 0 };
-        Ok(crate::vfs::make_stat(self.ino, mode, 1, 0, 0, 0, rdev, [crate::vfs::now(); 3]))
+        Ok(crate::vfs::make_stat(self.ino, self.mode, 1, 0, 0, 0, self.rdev, [crate::vfs::now(); 3]))
     }
     fn kind(&self) -> u32 {
-        if self.tty { S_IFCHR } else { crate::vfs::S_IFIFO }
+        self.mode & crate::vfs::S_IFMT
     }
     fn open(&self, _me: &InodeRef, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         Err(Errno::ENXIO)

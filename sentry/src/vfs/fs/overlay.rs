@@ -27,6 +27,8 @@ pub struct OvlInode {
     whiteouts: Mutex<HashSet<Vec<u8>>>,
     /// Names re-created here whose lower entry must stay hidden.
     no_lower: Mutex<HashSet<Vec<u8>>>,
+    /// A merged directory whose upper side was changed (its attributes are the upper's).
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 /// Builds the overlay root over `lower`.
@@ -44,6 +46,7 @@ pub fn new(lower: InodeRef) -> InodeRef {
         upper: Mutex::new(Some(upper)),
         whiteouts: Mutex::new(HashSet::new()),
         no_lower: Mutex::new(HashSet::new()),
+        dirty: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -70,7 +73,11 @@ impl OvlInode {
             upper: Mutex::new(upper),
             whiteouts: Mutex::new(HashSet::new()),
             no_lower: Mutex::new(HashSet::new()),
+            dirty: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+    fn mark_dirty(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Makes sure this node exists in the upper layer; returns its upper inode.
@@ -134,6 +141,11 @@ fn as_ovl(i: &InodeRef) -> Option<&OvlInode> {
 
 impl Inode for OvlInode {
     fn stat(&self) -> Result<Stat, Errno> {
+        if let Some(l) = &self.lower {
+            if self.kind == S_IFDIR && !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+                return l.stat();
+            }
+        }
         let mut st = self.top()?.stat()?;
         if let (Some(l), Some(_)) = (&self.lower, self.upper()) {
             if let Ok(ls) = l.stat() {
@@ -185,6 +197,7 @@ impl Inode for OvlInode {
     }
     fn create(&self, name: &[u8], node: NewNode, owner: (u32, u32)) -> Result<InodeRef, Errno> {
         let up = self.copy_up()?;
+        self.mark_dirty();
         let was_whiteout = lock(&self.whiteouts).remove(name);
         let u = up.create(name, node, owner)?;
         if was_whiteout || self.lower.as_ref().is_some_and(|l| l.lookup(name).is_ok()) {
@@ -205,6 +218,7 @@ impl Inode for OvlInode {
             return Err(Errno::ENOTEMPTY);
         }
         let up = self.copy_up()?;
+        self.mark_dirty();
         if up.lookup(name).is_ok() {
             up.unlink(name, dir)?;
         }
@@ -237,6 +251,8 @@ impl Inode for OvlInode {
             }
         }
         up.rename(old, &nup, new, flags)?;
+        self.mark_dirty();
+        nd.mark_dirty();
         if self.lower.as_ref().is_some_and(|l| l.lookup(old).is_ok()) {
             lock(&self.whiteouts).insert(old.to_vec());
         }
@@ -250,6 +266,22 @@ impl Inode for OvlInode {
         self.top()?.readlink()
     }
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        if self.kind == S_IFDIR && !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            // Start from the lower attributes, then apply the change.
+            let up = self.copy_up()?;
+            if let Some(l) = &self.lower {
+                let st = l.stat()?;
+                up.setattr(&SetAttr {
+                    mode: Some(st.mode & 0o7777),
+                    uid: Some(st.uid),
+                    gid: Some(st.gid),
+                    atime: Some(Some((st.atime, st.atime_nsec as u64))),
+                    mtime: Some(Some((st.mtime, st.mtime_nsec as u64))),
+                    ..SetAttr::default()
+                })?;
+            }
+            self.mark_dirty();
+        }
         self.copy_up()?.setattr(a)
     }
     fn open(&self, _me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {

@@ -178,7 +178,8 @@ pub fn new_pair(nonblock: u32) -> (Arc<File>, Arc<File>) {
     let p = Pipe::new();
     let r = p.open_end(false);
     let w = p.open_end(true);
-    (File::new(r, None, None, O_RDONLY | nonblock), File::new(w, None, None, O_WRONLY | nonblock))
+    let inode = super::host::AnonInode::new(crate::vfs::S_IFIFO | 0o600, 0);
+    (File::new(r, Some(inode.clone()), None, O_RDONLY | nonblock), File::new(w, Some(inode), None, O_WRONLY | nonblock))
 }
 
 pub fn pipe_size(f: &File) -> Result<usize, Errno> {

@@ -268,7 +268,13 @@ impl Inode for TmpInode {
                 let acc = flags & O_ACCMODE;
                 Ok(p.open_end(acc == O_WRONLY))
             }
-            Body::Node => super::dev::open_device(self.meta().rdev, self.meta().mode),
+            Body::Node => {
+                let (rdev, mode) = {
+                    let m = self.meta();
+                    (m.rdev, m.mode)
+                };
+                super::dev::open_device(rdev, mode)
+            }
             Body::Symlink(_) => Err(Errno::ELOOP),
         }
     }
