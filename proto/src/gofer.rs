@@ -435,7 +435,7 @@ impl Message for Reply {
                 a.encode_into(e);
             }
             Reply::Dirents(list) => {
-                e.u8(tag::DIRENTS).len(list.len());
+                e.u8(tag::DIRENTS).count(list.len());
                 for de in list {
                     e.u64(de.ino).u8(de.kind).bytes(&de.name);
                 }
@@ -461,7 +461,7 @@ impl Message for Reply {
             tag::ATTR => Reply::Attr(Attr::decode_from(d)?),
             tag::OPENED => Reply::Opened(Attr::decode_from(d)?),
             tag::DIRENTS => {
-                let n = d.len()?;
+                let n = d.count()?;
                 let mut list = Vec::with_capacity(n);
                 for _ in 0..n {
                     list.push(Dirent {

@@ -47,12 +47,12 @@ impl Encoder {
     }
     /// A length-prefixed byte string.
     pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
-        self.len(v.len());
+        self.count(v.len());
         self.buf.extend_from_slice(v);
         self
     }
     /// A list length (the items follow).
-    pub fn len(&mut self, n: usize) -> &mut Self {
+    pub fn count(&mut self, n: usize) -> &mut Self {
         self.u32(u32::try_from(n).unwrap_or(u32::MAX))
     }
     pub fn finish(self) -> Vec<u8> {
@@ -105,7 +105,7 @@ impl<'a> Decoder<'a> {
     }
     /// A list length, checked against [`MAX_LEN`] and against the bytes left (each item
     /// takes at least one byte), so a hostile count cannot make us allocate.
-    pub fn len(&mut self) -> Result<usize, DecodeError> {
+    pub fn count(&mut self) -> Result<usize, DecodeError> {
         let n = self.u32()? as usize;
         let limit = MAX_LEN.min(self.buf.len() - self.pos);
         if n > limit {
@@ -114,7 +114,7 @@ impl<'a> Decoder<'a> {
         Ok(n)
     }
     pub fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
-        let n = self.len()?;
+        let n = self.count()?;
         Ok(self.take(n)?.to_vec())
     }
     /// Fails unless the whole buffer was consumed.
@@ -147,13 +147,13 @@ pub trait Message: Sized {
 
 impl Message for Vec<Vec<u8>> {
     fn encode_into(&self, e: &mut Encoder) {
-        e.len(self.len());
+        e.count(self.len());
         for s in self {
             e.bytes(s);
         }
     }
     fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        let n = d.len()?;
+        let n = d.count()?;
         (0..n).map(|_| d.bytes()).collect()
     }
 }
@@ -185,7 +185,7 @@ mod tests {
             Err(DecodeError::Truncated { .. })
         ));
         let mut e = Encoder::new();
-        e.len(0).u8(7);
+        e.count(0).u8(7);
         assert!(matches!(
             Vec::<Vec<u8>>::decode(&e.finish()),
             Err(DecodeError::Trailing { count: 1 })

@@ -9,7 +9,11 @@ use moat_proto::boot::SentryExit;
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "moat", version, about = "Run Linux programs inside Moat's userspace kernel")]
+#[command(
+    name = "moat",
+    version,
+    about = "Run Linux programs inside Moat's userspace kernel"
+)]
 struct Cli {
     /// Where to write the log (default: stderr).
     #[arg(long, global = true)]
@@ -36,16 +40,28 @@ fn main() -> ExitCode {
     match &cli.log {
         Some(path) => {
             if let Ok(f) = std::fs::File::create(path) {
-                tracing_subscriber::fmt().with_writer(std::sync::Mutex::new(f)).with_env_filter(filter).init();
+                tracing_subscriber::fmt()
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_env_filter(filter)
+                    .init();
             }
         }
-        None => tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).without_time().init(),
+        None => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .without_time()
+            .init(),
     }
     let r = match cli.cmd {
         Cmd::Do(a) => cli::r#do::run(a),
         Cmd::Syscalls => {
             for r in moat_sentry::syscalls::table::all() {
-                println!("{:>3} {:<24} {}", r.nr, r.name, if r.implemented { "yes" } else { "ENOSYS" });
+                println!(
+                    "{:>3} {:<24} {}",
+                    r.nr,
+                    r.name,
+                    if r.implemented { "yes" } else { "ENOSYS" }
+                );
             }
             Ok(SentryExit::Exited(0))
         }
@@ -60,4 +76,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

@@ -16,9 +16,17 @@ pub enum SandboxError {
     #[error("cannot create a channel")]
     Channel(#[source] moat_gofer::ChannelError),
     #[error("cannot spawn {what}")]
-    Spawn { what: &'static str, #[source] source: std::io::Error },
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot send the boot message to {what}")]
-    Boot { what: &'static str, #[source] source: moat_gofer::ChannelError },
+    Boot {
+        what: &'static str,
+        #[source]
+        source: moat_gofer::ChannelError,
+    },
     #[error("cannot duplicate stdio")]
     Stdio(#[source] std::io::Error),
     #[error("the sentry failed before reporting an exit status")]
@@ -82,7 +90,10 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
     let serve_gofer = serve_gofer.into_fd();
     gofer_ctl
         .send_msg(&gb, &[serve_gofer.as_fd()])
-        .map_err(|source| SandboxError::Boot { what: "the gofer", source })?;
+        .map_err(|source| SandboxError::Boot {
+            what: "the gofer",
+            source,
+        })?;
     drop(serve_gofer);
 
     let mut sentry = spawn(&sentry_bin, "the sentry", sentry_child.into_fd())?;
@@ -99,8 +110,19 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     let serve_sentry = serve_sentry.into_fd();
     sentry_ctl
-        .send_msg(&sb, &[serve_sentry.as_fd(), stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()])
-        .map_err(|source| SandboxError::Boot { what: "the sentry", source })?;
+        .send_msg(
+            &sb,
+            &[
+                serve_sentry.as_fd(),
+                stdio[0].as_fd(),
+                stdio[1].as_fd(),
+                stdio[2].as_fd(),
+            ],
+        )
+        .map_err(|source| SandboxError::Boot {
+            what: "the sentry",
+            source,
+        })?;
     drop(serve_sentry);
     drop(stdio);
 

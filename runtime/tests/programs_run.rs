@@ -2,6 +2,8 @@
 //! busybox, the host's dynamic programs (bash, coreutils, python3), compiled C programs,
 //! `#!` scripts, and the failure cases (SIGSEGV, ENOEXEC, ENOENT).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{compile, native, same, same_sh, sandboxed, End};
@@ -51,8 +53,12 @@ fn ls_of_the_root_matches_except_virtual_filesystems() {
 
 #[test]
 fn host_bash_and_coreutils() {
-    same(&["/bin/bash", "-c", "a=(1 2 3); echo ${#a[@]} $((6*7)); for i in b a c; do echo $i; done | sort; \
-            f=$(mktemp); echo text > $f; /bin/cat $f; rm $f; [[ -e $f ]] || echo removed; exit 3"]);
+    same(&[
+        "/bin/bash",
+        "-c",
+        "a=(1 2 3); echo ${#a[@]} $((6*7)); for i in b a c; do echo $i; done | sort; \
+            f=$(mktemp); echo text > $f; /bin/cat $f; rm $f; [[ -e $f ]] || echo removed; exit 3",
+    ]);
     same(&["/bin/ls", "-l", "/etc/passwd", "/usr/bin/env"]);
     same(&["/usr/bin/sort", "-r", "/etc/passwd"]);
     same(&["/usr/bin/sha256sum", "/etc/passwd", "/bin/sh"]);
@@ -97,7 +103,11 @@ fn pthreads_program_static_and_dynamic() {
 fn shebang_scripts_run() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let script = dir.join("moat_script.sh");
-    std::fs::write(&script, "#!/bin/busybox sh\necho \"script args: $*\"\nexit 6\n").unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/busybox sh\necho \"script args: $*\"\nexit 6\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let r = same(&[script.to_str().unwrap(), "x", "y"]);
     assert_eq!(r.end, End::Code(6));
@@ -116,8 +126,16 @@ fn segfault_dies_of_sigsegv() {
 fn exec_errors_match_linux() {
     let bin = compile("execerr", true);
     let r = same(&[bin.to_str().unwrap()]);
-    assert!(r.stdout.contains("missing: No such file or directory"), "{}", r.stdout);
-    assert!(r.stdout.contains("bad elf: Exec format error"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("missing: No such file or directory"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("bad elf: Exec format error"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -137,7 +155,12 @@ fn missing_command_fails_like_a_shell() {
 #[test]
 fn writes_never_reach_the_host() {
     let p = format!("/tmp/moat_overlay_{}", std::process::id());
-    let r = sandboxed(&["/bin/busybox", "sh", "-c", &format!("echo x > {p}; cat {p}; rm /etc/hostname && echo removed")]);
+    let r = sandboxed(&[
+        "/bin/busybox",
+        "sh",
+        "-c",
+        &format!("echo x > {p}; cat {p}; rm /etc/hostname && echo removed"),
+    ]);
     assert_eq!(r.stdout, "x\nremoved\n", "{}", r.stderr);
     assert!(!std::path::Path::new(&p).exists());
     assert!(std::path::Path::new("/etc/hostname").exists());
@@ -147,6 +170,10 @@ fn writes_never_reach_the_host() {
 fn strace_logs_syscalls_and_counts_enosys() {
     let r = common::sandboxed_with(&["--strace"], &["/bin/busybox", "echo", "traced"]);
     assert_eq!(r.stdout, "traced\n");
-    assert!(r.stderr.contains("write(1, \"traced\\n\", 7) = 7"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("write(1, \"traced\\n\", 7) = 7"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("unimplemented syscalls:"), "{}", r.stderr);
 }

@@ -12,7 +12,7 @@ use crate::kernel::{self, Creds, ExitStatus, Kernel, NewTask, Start, Task};
 use crate::mm::MemFile;
 use crate::platform::ptrace::Ptrace;
 use crate::vfs::fs::{dev, gofer, host, overlay, proc, tmpfs};
-use crate::vfs::{FdTable, File, FsContext, Follow, Vfs};
+use crate::vfs::{FdTable, File, Follow, FsContext, Vfs};
 
 /// Size of the sparse memory file (address space for all app memory).
 const MEMFILE_SIZE: u64 = 1 << 40;
@@ -21,7 +21,8 @@ const MEMFILE_SIZE: u64 = 1 << 40;
 pub fn main() -> Result<u8> {
     let boot_fd = crate::sys::take_fd(BOOT_FD).context("no boot socket at fd 3")?;
     let chan = Channel::from_fd(boot_fd);
-    let (boot, mut fds): (SentryBoot, Vec<OwnedFd>) = chan.recv_msg().context("cannot read boot message")?;
+    let (boot, mut fds): (SentryBoot, Vec<OwnedFd>) =
+        chan.recv_msg().context("cannot read boot message")?;
     if fds.len() != 4 {
         bail!("boot message came with {} fds, want 4", fds.len());
     }
@@ -29,7 +30,9 @@ pub fn main() -> Result<u8> {
     let _ = proc::CPUINFO.set(cpuinfo);
     crate::sys::confine_namespaces().context("cannot enter namespaces")?;
     // In the new PID namespace the sentry must be PID 1: fork once, the parent waits.
-    if let Some(code) = crate::sys::fork_into_pid_ns().context("cannot fork into the pid namespace")? {
+    if let Some(code) =
+        crate::sys::fork_into_pid_ns().context("cannot fork into the pid namespace")?
+    {
         return Ok(code);
     }
     crate::sys::empty_root().context("cannot switch to an empty root")?;
@@ -41,9 +44,19 @@ pub fn main() -> Result<u8> {
     let platform = Box::new(Ptrace::new(mf.raw_fd()));
     let client = Arc::new(GoferClient::new(Channel::from_fd(gofer_sock)));
     let gfs = gofer::GoferFs::new(client);
-    let groot = gofer::root_inode(&gfs).map_err(|e| anyhow::anyhow!("cannot stat the root: {e}"))?;
-    let root = if boot.overlay_root { overlay::new(groot) } else { groot };
-    let vfs = Vfs::new(root, if boot.overlay_root { "overlay" } else { "9p" }, b"rootfs", false);
+    let groot =
+        gofer::root_inode(&gfs).map_err(|e| anyhow::anyhow!("cannot stat the root: {e}"))?;
+    let root = if boot.overlay_root {
+        overlay::new(groot)
+    } else {
+        groot
+    };
+    let vfs = Vfs::new(
+        root,
+        if boot.overlay_root { "overlay" } else { "9p" },
+        b"rootfs",
+        false,
+    );
     crate::sys::install_seccomp().context("cannot install the seccomp filter")?;
     let k = Kernel::new(platform, mf, vfs, boot.strace, boot.hostname.clone());
     mount_special(&k);
@@ -53,13 +66,18 @@ pub fn main() -> Result<u8> {
         let total: u64 = m.values().sum();
         eprintln!("[moat] unimplemented syscalls: {} calls", total);
         for (nr, n) in m.iter() {
-            let name = crate::syscalls::table::get(*nr).map(|r| r.name).unwrap_or("?");
+            let name = crate::syscalls::table::get(*nr)
+                .map(|r| r.name)
+                .unwrap_or("?");
             eprintln!("[moat]   {name} ({nr}): {n}");
         }
     }
     let msg = match status {
         ExitStatus::Exited(c) => SentryExit::Exited(c),
-        ExitStatus::Signaled(s) => SentryExit::Signaled { signal: s as u8, core: false },
+        ExitStatus::Signaled(s) => SentryExit::Signaled {
+            signal: s as u8,
+            core: false,
+        },
     };
     let _ = chan.send_msg(&msg, &[]);
     Ok(match status {
@@ -72,7 +90,10 @@ fn mount_special(k: &Arc<Kernel>) {
     let root = k.vfs.root.clone();
     let at = |name: &[u8]| -> Option<crate::vfs::VPath> {
         let d = root.d.child(name).ok()?;
-        let p = crate::vfs::VPath { mnt: root.mnt.clone(), d };
+        let p = crate::vfs::VPath {
+            mnt: root.mnt.clone(),
+            d,
+        };
         (p.d.inode.kind() == crate::vfs::S_IFDIR).then_some(p)
     };
     if let Some(p) = at(b"proc") {
@@ -89,7 +110,13 @@ fn mount_special(k: &Arc<Kernel>) {
             if let Ok(shm) = dr.child(b"shm") {
                 let mnt = k.vfs.mounts().last().cloned();
                 if let Some(mnt) = mnt {
-                    let _ = k.vfs.mount(&crate::vfs::VPath { mnt, d: shm }, tmpfs::TmpFs::new().root(0o1777), "tmpfs", b"shm", false);
+                    let _ = k.vfs.mount(
+                        &crate::vfs::VPath { mnt, d: shm },
+                        tmpfs::TmpFs::new().root(0o1777),
+                        "tmpfs",
+                        b"shm",
+                        false,
+                    );
                 }
             }
         }
@@ -105,14 +132,47 @@ fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<Ex
             let _ = dev::CONSOLE.set(h.clone());
         }
         let tty = crate::vfs::FileOps::is_tty(&*h);
-        let flags = if i == 0 { crate::vfs::file::O_RDONLY } else { crate::vfs::file::O_WRONLY };
-        let f = File::new(h, Some(host::AnonInode::stdio(tty)), None, flags | if i == 0 && tty { crate::vfs::file::O_RDWR } else { 0 });
-        table.install_at(i as i32, f, false, 1024).map_err(|e| anyhow::anyhow!("stdio: {e}"))?;
+        let flags = if i == 0 {
+            crate::vfs::file::O_RDONLY
+        } else {
+            crate::vfs::file::O_WRONLY
+        };
+        let f = File::new(
+            h,
+            Some(host::AnonInode::stdio(tty)),
+            None,
+            flags
+                | if i == 0 && tty {
+                    crate::vfs::file::O_RDWR
+                } else {
+                    0
+                },
+        );
+        table
+            .install_at(i as i32, f, false, 1024)
+            .map_err(|e| anyhow::anyhow!("stdio: {e}"))?;
     }
     let root = k.vfs.root.clone();
-    let fsctx = FsContext { root: root.clone(), cwd: root, umask: 0o022 };
-    let h = kernel::new_group(k, None, [crate::abi::SigAction::default(); 64], b"init".to_vec());
-    let creds = Creds { uid: boot.uid, euid: boot.uid, suid: boot.uid, gid: boot.gid, egid: boot.gid, sgid: boot.gid, groups: Vec::new() };
+    let fsctx = FsContext {
+        root: root.clone(),
+        cwd: root,
+        umask: 0o022,
+    };
+    let h = kernel::new_group(
+        k,
+        None,
+        [crate::abi::SigAction::default(); 64],
+        b"init".to_vec(),
+    );
+    let creds = Creds {
+        uid: boot.uid,
+        euid: boot.uid,
+        suid: boot.uid,
+        gid: boot.gid,
+        egid: boot.gid,
+        sgid: boot.gid,
+        groups: Vec::new(),
+    };
     let fds = Arc::new(Mutex::new(table));
     let fs = Arc::new(Mutex::new(fsctx));
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -148,7 +208,10 @@ fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<Ex
                 match k2.vfs.walk(&t, &ctx, &ctx.root, &cwd, Follow::Yes) {
                     Ok(p) => t.fs.lock().unwrap_or_else(|e| e.into_inner()).cwd = p,
                     Err(e) => {
-                        let _ = tx.send(Err(format!("cannot chdir to {}: {e}", String::from_utf8_lossy(&cwd))));
+                        let _ = tx.send(Err(format!(
+                            "cannot chdir to {}: {e}",
+                            String::from_utf8_lossy(&cwd)
+                        )));
                         return;
                     }
                 }
@@ -161,7 +224,11 @@ fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<Ex
                     t.run();
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(format!("cannot execute {}: {}", String::from_utf8_lossy(&path), e)));
+                    let _ = tx.send(Err(format!(
+                        "cannot execute {}: {}",
+                        String::from_utf8_lossy(&path),
+                        e
+                    )));
                 }
                 Ok(_) => {
                     let _ = tx.send(Err("execve returned".into()));
@@ -173,7 +240,11 @@ fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<Ex
         Ok(Ok(())) => {}
         Ok(Err(msg)) => {
             eprintln!("moat: {msg}");
-            return Ok(ExitStatus::Exited(if msg.contains("ENOENT") { 127 } else { 126 }));
+            return Ok(ExitStatus::Exited(if msg.contains("ENOENT") {
+                127
+            } else {
+                126
+            }));
         }
         Err(_) => bail!("init thread died"),
     }
@@ -189,7 +260,9 @@ fn resolve_in_path(t: &Task, cmd: &[u8], envp: &[Vec<u8>]) -> Vec<u8> {
         .iter()
         .find_map(|e| e.strip_prefix(b"PATH="))
         .map(|p| p.to_vec())
-        .unwrap_or_else(|| b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec());
+        .unwrap_or_else(|| {
+            b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()
+        });
     for dir in path.split(|&b| b == b':') {
         let mut cand = dir.to_vec();
         cand.push(b'/');
@@ -203,4 +276,3 @@ fn resolve_in_path(t: &Task, cmd: &[u8], envp: &[Vec<u8>]) -> Vec<u8> {
     }
     cmd.to_vec()
 }
-

@@ -31,7 +31,14 @@ fn ret(r: isize) -> io::Result<usize> {
 
 pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> io::Result<usize> {
     // SAFETY: `buf` is a writable sentry buffer of `buf.len()` bytes.
-    ret(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as i64) })
+    ret(unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            off as i64,
+        )
+    })
 }
 
 pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], off: u64) -> io::Result<usize> {
@@ -69,7 +76,11 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
 
 /// poll(2) on one host fd; returns revents.
 pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<i16> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
     loop {
         // SAFETY: `p` is one valid pollfd.
         let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
@@ -101,7 +112,13 @@ pub fn tcsets(fd: BorrowedFd<'_>, req: u64, t: &crate::abi::Termios) -> io::Resu
 /// TIOCGWINSZ on a host terminal fd.
 pub fn winsize(fd: BorrowedFd<'_>, w: &mut crate::abi::Winsize) -> io::Result<()> {
     // SAFETY: `w` is a valid, writable winsize.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, w as *mut crate::abi::Winsize) };
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            w as *mut crate::abi::Winsize,
+        )
+    };
     ret(r as isize).map(|_| ())
 }
 
@@ -120,7 +137,10 @@ pub fn getrandom(buf: &mut [u8]) {
 
 /// clock_gettime(2) of a host clock.
 pub fn clock_gettime(clock: libc::clockid_t) -> (i64, i64) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     (ts.tv_sec, ts.tv_nsec)
@@ -166,7 +186,11 @@ fn write_file(path: &str, data: &str) -> io::Result<()> {
 /// Enters new user (root mapped to root), mount, IPC, UTS and PID namespaces, and sets
 /// no-new-privs. The PID namespace applies to children: see [`fork_into_pid_ns`].
 pub fn confine_namespaces() -> io::Result<()> {
-    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWPID;
     // SAFETY: unshare takes no pointers.
     cvt(unsafe { libc::unshare(flags) })?;
     write_file("/proc/self/setgroups", "deny")?;
@@ -209,12 +233,30 @@ pub fn fork_into_pid_ns() -> io::Result<Option<u8>> {
 
 /// Replaces the root with an empty, read-only tmpfs (after this, no host path is visible).
 pub fn empty_root() -> io::Result<()> {
-    let c = |s: &str| std::ffi::CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let c = |s: &str| {
+        std::ffi::CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
     let (none, root, tmp, dot, tmpfs) = (c("none")?, c("/")?, c("/tmp")?, c(".")?, c("tmpfs")?);
     // SAFETY: the strings are NUL-terminated and outlive the call; null data is allowed.
-    cvt(unsafe { libc::mount(none.as_ptr(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) })?;
+    cvt(unsafe {
+        libc::mount(
+            none.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })?;
     // SAFETY: as above.
-    cvt(unsafe { libc::mount(none.as_ptr(), tmp.as_ptr(), tmpfs.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, std::ptr::null()) })?;
+    cvt(unsafe {
+        libc::mount(
+            none.as_ptr(),
+            tmp.as_ptr(),
+            tmpfs.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    })?;
     std::env::set_current_dir("/tmp")?;
     // SAFETY: pivot_root(".", ".") takes two NUL-terminated strings that outlive the call.
     cvt(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } as i32)?;
@@ -222,7 +264,15 @@ pub fn empty_root() -> io::Result<()> {
     cvt(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })?;
     std::env::set_current_dir("/")?;
     // SAFETY: remounting the new root read-only takes NUL-terminated strings or nulls.
-    cvt(unsafe { libc::mount(none.as_ptr(), root.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, std::ptr::null()) })?;
+    cvt(unsafe {
+        libc::mount(
+            none.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            std::ptr::null(),
+        )
+    })?;
     Ok(())
 }
 

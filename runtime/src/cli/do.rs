@@ -34,8 +34,16 @@ pub fn run(a: DoArgs) -> anyhow::Result<SentryExit> {
     let cwd = if a.rootfs.is_some() {
         b"/".to_vec()
     } else {
-        std::env::current_dir().map(|p| p.as_os_str().as_bytes().to_vec()).unwrap_or_else(|_| b"/".to_vec())
+        std::env::current_dir()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .unwrap_or_else(|_| b"/".to_vec())
     };
-    let o = DoOptions { argv, rootfs: a.rootfs, strace: a.strace, cwd, env };
+    let o = DoOptions {
+        argv,
+        rootfs: a.rootfs,
+        strace: a.strace,
+        cwd,
+        env,
+    };
     Ok(run_do(&o)?)
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the runtime's integration tests: run a command natively and inside
 //! `moat do`, compile C fixtures.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,9 @@ fn finish(out: Output) -> Run {
 }
 
 fn run_with_timeout(mut cmd: Command, secs: u64) -> Run {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -74,8 +76,16 @@ pub fn sandboxed_with(opts: &[&str], argv: &[&str]) -> Run {
 pub fn same(argv: &[&str]) -> Run {
     let n = native(argv);
     let s = sandboxed(argv);
-    assert_eq!(n.end, s.end, "exit differs for {argv:?}\nnative stderr: {}\nsandbox stderr: {}", n.stderr, s.stderr);
-    assert_eq!(n.stdout, s.stdout, "stdout differs for {argv:?}\nsandbox stderr: {}", s.stderr);
+    assert_eq!(
+        n.end, s.end,
+        "exit differs for {argv:?}\nnative stderr: {}\nsandbox stderr: {}",
+        n.stderr, s.stderr
+    );
+    assert_eq!(
+        n.stdout, s.stdout,
+        "stdout differs for {argv:?}\nsandbox stderr: {}",
+        s.stderr
+    );
     s
 }
 
@@ -86,7 +96,9 @@ pub fn same_sh(script: &str) -> Run {
 
 /// Compiles `tests/programs/NAME.c` (once per test binary run) and returns the binary.
 pub fn compile(name: &str, static_link: bool) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(format!("{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(format!("{name}.c"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let suffix = if static_link { "static" } else { "dyn" };
@@ -96,7 +108,9 @@ pub fn compile(name: &str, static_link: bool) -> PathBuf {
         .unwrap_or(false);
     if !fresh {
         let mut cmd = Command::new("gcc");
-        cmd.args(["-O1", "-Wall", "-pthread", "-o"]).arg(&out).arg(&src);
+        cmd.args(["-O1", "-Wall", "-pthread", "-o"])
+            .arg(&out)
+            .arg(&src);
         if static_link {
             cmd.arg("-static");
         }

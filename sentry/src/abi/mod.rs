@@ -175,7 +175,9 @@ pub struct Utsname {
 }
 impl Default for Utsname {
     fn default() -> Self {
-        Utsname { fields: [[0; 65]; 6] }
+        Utsname {
+            fields: [[0; 65]; 6],
+        }
     }
 }
 impl Pod for Utsname {}

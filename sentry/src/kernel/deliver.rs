@@ -62,12 +62,16 @@ impl Task {
     }
 
     fn must_exit_now(&self) -> bool {
-        self.exiting.is_some() || self.h.killed.load(Ordering::Relaxed) || self.h.tg.lock().group_exit.is_some()
+        self.exiting.is_some()
+            || self.h.killed.load(Ordering::Relaxed)
+            || self.h.tg.lock().group_exit.is_some()
     }
 
     /// Decides what an interrupted syscall returns, now that we know whether a handler runs.
     fn apply_restart(&mut self, act: Option<&SigAction>) {
-        let Some((e, nr)) = self.restart.take() else { return };
+        let Some((e, nr)) = self.restart.take() else {
+            return;
+        };
         let restart = match act {
             None => true,
             Some(a) => e == Errno::ERESTARTSYS && a.flags & SA_RESTART != 0,
@@ -154,7 +158,12 @@ impl Task {
         }
         let mut s = self.h.sig();
         if uc.stack.flags & SS_DISABLE == 0 && uc.stack.size >= 2048 {
-            s.altstack = crate::abi::SigStack { sp: uc.stack.sp, flags: 0, pad: 0, size: uc.stack.size };
+            s.altstack = crate::abi::SigStack {
+                sp: uc.stack.sp,
+                flags: 0,
+                pad: 0,
+                size: uc.stack.size,
+            };
         }
         Ok(())
     }
@@ -174,7 +183,13 @@ impl Task {
         }
         if let Some(p) = parent {
             if p.action(SIGCHLD).flags & SA_NOCLDSTOP == 0 {
-                let info = SigInfo { signo: SIGCHLD, code: CLD_STOPPED, pid: self.tgid(), status: i64::from(sig), ..SigInfo::default() };
+                let info = SigInfo {
+                    signo: SIGCHLD,
+                    code: CLD_STOPPED,
+                    pid: self.tgid(),
+                    status: i64::from(sig),
+                    ..SigInfo::default()
+                };
                 self.k.signal_group(&p, info);
             }
             p.child_wait.wake_all();

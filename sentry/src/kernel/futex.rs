@@ -29,12 +29,22 @@ impl Futexes {
 }
 
 /// FUTEX_WAIT(_BITSET): sleeps while the word at `addr` equals `val`.
-pub fn wait(t: &Task, addr: u64, val: u32, deadline: Option<Instant>, bitset: u32) -> Result<u64, Errno> {
+pub fn wait(
+    t: &Task,
+    addr: u64,
+    val: u32,
+    deadline: Option<Instant>,
+    bitset: u32,
+) -> Result<u64, Errno> {
     if bitset == 0 {
         return Err(Errno::EINVAL);
     }
     let (off, _) = t.mm.futex_word(addr)?;
-    let e = Arc::new(Entry { waiter: t.h.waiter.clone(), woken: AtomicBool::new(false), bitset });
+    let e = Arc::new(Entry {
+        waiter: t.h.waiter.clone(),
+        woken: AtomicBool::new(false),
+        bitset,
+    });
     {
         let mut l = t.k.futexes.lock();
         if t.k.mf.atomic_u32(off).load(Ordering::SeqCst) != val {
@@ -58,11 +68,19 @@ pub fn wait(t: &Task, addr: u64, val: u32, deadline: Option<Instant>, bitset: u3
         }
         if t.h.interrupted() {
             remove(&e);
-            return if e.woken.load(Ordering::SeqCst) { Ok(0) } else { Err(Errno::ERESTARTSYS) };
+            return if e.woken.load(Ordering::SeqCst) {
+                Ok(0)
+            } else {
+                Err(Errno::ERESTARTSYS)
+            };
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             remove(&e);
-            return if e.woken.load(Ordering::SeqCst) { Ok(0) } else { Err(Errno::ETIMEDOUT) };
+            return if e.woken.load(Ordering::SeqCst) {
+                Ok(0)
+            } else {
+                Err(Errno::ETIMEDOUT)
+            };
         }
         t.h.waiter.wait(seq, deadline);
     }
@@ -98,7 +116,14 @@ pub fn wake(t: &Task, addr: u64, n: u32, bitset: u32) -> Result<u64, Errno> {
 }
 
 /// FUTEX_(CMP_)REQUEUE: wakes `n`, moves up to `n2` more to `addr2`.
-pub fn requeue(t: &Task, addr: u64, n: u32, n2: u32, addr2: u64, cmp: Option<u32>) -> Result<u64, Errno> {
+pub fn requeue(
+    t: &Task,
+    addr: u64,
+    n: u32,
+    n2: u32,
+    addr2: u64,
+    cmp: Option<u32>,
+) -> Result<u64, Errno> {
     let (off, _) = t.mm.futex_word(addr)?;
     let (off2, _) = t.mm.futex_word(addr2)?;
     let mut l = t.k.futexes.lock();
@@ -184,11 +209,15 @@ pub fn exit_robust_list(t: &mut Task) {
         return;
     }
     let head = t.robust_list;
-    let Ok(hdr) = t.mm.read_obj::<[u64; 3]>(head) else { return };
+    let Ok(hdr) = t.mm.read_obj::<[u64; 3]>(head) else {
+        return;
+    };
     let (mut next, offset, pending) = (hdr[0], hdr[1] as i64, hdr[2]);
     let handle = |entry: u64| {
         let addr = entry.wrapping_add_signed(offset);
-        let Ok(v) = t.mm.read_obj::<u32>(addr) else { return };
+        let Ok(v) = t.mm.read_obj::<u32>(addr) else {
+            return;
+        };
         if v & FUTEX_TID_MASK == t.h.tid as u32 {
             let nv = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
             if t.mm.write_obj(addr, &nv).is_ok() && v & FUTEX_WAITERS != 0 {

@@ -168,7 +168,12 @@ impl TaskHandle {
     /// Wakes the task wherever it is: asleep in the sentry or running app code.
     pub fn kick(&self) {
         self.waiter.wake();
-        if let Some(i) = self.interrupter.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(i) = self
+            .interrupter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             i.interrupt();
         }
     }
@@ -199,7 +204,13 @@ pub struct ProcTable {
 }
 
 impl Kernel {
-    pub fn new(platform: Box<dyn Platform>, mf: Arc<MemFile>, vfs: Vfs, strace: bool, hostname: Vec<u8>) -> Arc<Kernel> {
+    pub fn new(
+        platform: Box<dyn Platform>,
+        mf: Arc<MemFile>,
+        vfs: Vfs,
+        strace: bool,
+        hostname: Vec<u8>,
+    ) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
             mf,
@@ -285,7 +296,8 @@ impl Kernel {
             let ignored = sig != SIGKILL
                 && sig != SIGSTOP
                 && (act.handler == SIG_IGN
-                    || (act.handler == SIG_DFL && signal::default_action(sig) == signal::Default::Ignore)
+                    || (act.handler == SIG_DFL
+                        && signal::default_action(sig) == signal::Default::Ignore)
                     || (act.handler == SIG_DFL && sig == SIGCONT));
             if !ignored {
                 st.pending.push(info);
@@ -363,10 +375,19 @@ impl Task {
         self.fs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     pub fn rlimit(&self, r: usize) -> u64 {
-        self.h.tg.lock().rlimits.get(r).map(|l| l.cur).unwrap_or(u64::MAX)
+        self.h
+            .tg
+            .lock()
+            .rlimits
+            .get(r)
+            .map(|l| l.cur)
+            .unwrap_or(u64::MAX)
     }
     pub fn io(&self, nonblock: bool) -> crate::vfs::Io<'_> {
-        crate::vfs::Io { task: &self.h, nonblock }
+        crate::vfs::Io {
+            task: &self.h,
+            nonblock,
+        }
     }
 
     /// Sleeps until `ready` yields, a deadline passes (ETIMEDOUT) or a signal arrives
@@ -397,13 +418,16 @@ impl Task {
     /// Spawns the sentry thread of a new task.
     pub fn spawn(init: NewTask) -> std::io::Result<()> {
         let name = format!("task-{}", init.h.tid);
-        std::thread::Builder::new().name(name).stack_size(1 << 20).spawn(move || {
-            let tid = init.h.tid;
-            match Task::start(init) {
-                Ok(t) => t.run(),
-                Err(e) => tracing::error!(tid, error = %e, "task failed to start"),
-            }
-        })?;
+        std::thread::Builder::new()
+            .name(name)
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let tid = init.h.tid;
+                match Task::start(init) {
+                    Ok(t) => t.run(),
+                    Err(e) => tracing::error!(tid, error = %e, "task failed to start"),
+                }
+            })?;
         Ok(())
     }
 
@@ -481,7 +505,12 @@ impl Task {
             match ev {
                 crate::platform::Event::Syscall => crate::syscalls::dispatch(&mut self),
                 crate::platform::Event::Fault { signo, code, addr } => {
-                    self.force_signal(SigInfo { signo, code, addr, ..SigInfo::default() });
+                    self.force_signal(SigInfo {
+                        signo,
+                        code,
+                        addr,
+                        ..SigInfo::default()
+                    });
                 }
                 crate::platform::Event::Interrupted => {}
                 crate::platform::Event::Gone => {
@@ -540,10 +569,11 @@ impl Task {
         let st = self.h.tg.lock().group_exit.unwrap_or(st);
         *self.h.interrupter.lock().unwrap_or_else(|e| e.into_inner()) = None;
         // CLONE_CHILD_CLEARTID: zero the tid word and wake a waiter (pthread_join).
-        if self.clear_tid != 0 && self.mm.users() > 1 {
-            if self.mm.write_obj(self.clear_tid, &0u32).is_ok() {
-                let _ = futex::wake(&self, self.clear_tid, 1, u32::MAX);
-            }
+        if self.clear_tid != 0
+            && self.mm.users() > 1
+            && self.mm.write_obj(self.clear_tid, &0u32).is_ok()
+        {
+            let _ = futex::wake(&self, self.clear_tid, 1, u32::MAX);
         }
         futex::exit_robust_list(&mut self);
         if let Some(v) = self.vfork_done.take() {
@@ -624,7 +654,13 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
         };
         k.signal_group(
             &parent,
-            SigInfo { signo: exit_signal, code, pid: tg.tgid, status, ..SigInfo::default() },
+            SigInfo {
+                signo: exit_signal,
+                code,
+                pid: tg.tgid,
+                status,
+                ..SigInfo::default()
+            },
         );
     }
     parent.child_wait.wake_all();
@@ -646,7 +682,12 @@ pub struct NewTask {
 }
 
 /// Makes a new thread group (with one task handle) registered in the process table.
-pub fn new_group(k: &Arc<Kernel>, parent: Option<&Arc<ThreadGroup>>, actions: [SigAction; 64], comm: Vec<u8>) -> Arc<TaskHandle> {
+pub fn new_group(
+    k: &Arc<Kernel>,
+    parent: Option<&Arc<ThreadGroup>>,
+    actions: [SigAction; 64],
+    comm: Vec<u8>,
+) -> Arc<TaskHandle> {
     let pid = k.alloc_pid();
     let (pgid, sid, rlimits, exe) = match parent {
         Some(p) => {
@@ -720,15 +761,39 @@ fn new_handle(tid: i32, tg: &Arc<ThreadGroup>, comm: Vec<u8>) -> Arc<TaskHandle>
 
 pub fn default_rlimits() -> [crate::abi::Rlimit; 16] {
     use crate::abi::Rlimit;
-    let inf = Rlimit { cur: u64::MAX, max: u64::MAX };
+    let inf = Rlimit {
+        cur: u64::MAX,
+        max: u64::MAX,
+    };
     let mut r = [inf; 16];
-    r[libc::RLIMIT_STACK as usize] = Rlimit { cur: 8 << 20, max: u64::MAX };
-    r[libc::RLIMIT_CORE as usize] = Rlimit { cur: 0, max: u64::MAX };
-    r[libc::RLIMIT_NOFILE as usize] = Rlimit { cur: 1024, max: 1 << 20 };
-    r[libc::RLIMIT_NPROC as usize] = Rlimit { cur: 63_000, max: 63_000 };
-    r[libc::RLIMIT_MEMLOCK as usize] = Rlimit { cur: 8 << 20, max: 8 << 20 };
-    r[libc::RLIMIT_SIGPENDING as usize] = Rlimit { cur: 63_000, max: 63_000 };
-    r[libc::RLIMIT_MSGQUEUE as usize] = Rlimit { cur: 819_200, max: 819_200 };
+    r[libc::RLIMIT_STACK as usize] = Rlimit {
+        cur: 8 << 20,
+        max: u64::MAX,
+    };
+    r[libc::RLIMIT_CORE as usize] = Rlimit {
+        cur: 0,
+        max: u64::MAX,
+    };
+    r[libc::RLIMIT_NOFILE as usize] = Rlimit {
+        cur: 1024,
+        max: 1 << 20,
+    };
+    r[libc::RLIMIT_NPROC as usize] = Rlimit {
+        cur: 63_000,
+        max: 63_000,
+    };
+    r[libc::RLIMIT_MEMLOCK as usize] = Rlimit {
+        cur: 8 << 20,
+        max: 8 << 20,
+    };
+    r[libc::RLIMIT_SIGPENDING as usize] = Rlimit {
+        cur: 63_000,
+        max: 63_000,
+    };
+    r[libc::RLIMIT_MSGQUEUE as usize] = Rlimit {
+        cur: 819_200,
+        max: 819_200,
+    };
     r[libc::RLIMIT_NICE as usize] = Rlimit { cur: 0, max: 0 };
     r[libc::RLIMIT_RTPRIO as usize] = Rlimit { cur: 0, max: 0 };
     r

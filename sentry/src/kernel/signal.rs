@@ -19,10 +19,20 @@ pub struct SigInfo {
 
 impl SigInfo {
     pub fn user(signo: i32, pid: i32, uid: u32) -> SigInfo {
-        SigInfo { signo, code: SI_USER, pid, uid, ..SigInfo::default() }
+        SigInfo {
+            signo,
+            code: SI_USER,
+            pid,
+            uid,
+            ..SigInfo::default()
+        }
     }
     pub fn kernel(signo: i32) -> SigInfo {
-        SigInfo { signo, code: SI_KERNEL, ..SigInfo::default() }
+        SigInfo {
+            signo,
+            code: SI_KERNEL,
+            ..SigInfo::default()
+        }
     }
     /// The 128-byte siginfo_t the app sees.
     pub fn to_bytes(&self) -> [u8; 128] {

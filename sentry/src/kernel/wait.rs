@@ -31,7 +31,11 @@ impl Waiter {
                     if now >= d {
                         return false;
                     }
-                    s = self.cv.wait_timeout(s, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                    s = self
+                        .cv
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -61,16 +65,25 @@ impl Drop for Registration<'_> {
 impl WaitQueue {
     pub fn register<'a>(&'a self, w: &Arc<Waiter>) -> Registration<'a> {
         let weak = Arc::downgrade(w);
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).push(weak.clone());
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(weak.clone());
         Registration { q: self, w: weak }
     }
     /// Registers a waiter that stays until `unregister` (epoll watching a file).
     pub fn add(&self, w: &Arc<Waiter>) {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(w));
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(w));
     }
     pub fn unregister(&self, w: &Arc<Waiter>) {
         let weak = Arc::downgrade(w);
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| !x.ptr_eq(&weak));
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|x| !x.ptr_eq(&weak));
     }
     pub fn wake_all(&self) {
         let v: Vec<Arc<Waiter>> = {

@@ -86,14 +86,13 @@ pub fn parse_phdrs(h: &Header, table: &[u8]) -> Result<Vec<Phdr>, Errno> {
             memsz: u64_at(table, o + 40)?,
             align: u64_at(table, o + 48)?,
         };
-        if p.kind == PT_LOAD {
-            if p.filesz > p.memsz
+        if p.kind == PT_LOAD
+            && (p.filesz > p.memsz
                 || p.vaddr.checked_add(p.memsz).is_none()
                 || p.offset.checked_add(p.filesz).is_none()
-                || p.vaddr % 4096 != p.offset % 4096
-            {
-                return Err(Errno::ENOEXEC);
-            }
+                || p.vaddr % 4096 != p.offset % 4096)
+        {
+            return Err(Errno::ENOEXEC);
         }
         v.push(p);
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::abi::{Errno, Regs};
 use crate::kernel::Task;
-use crate::mm::{page_down, page_up, MapReq, MemoryManager, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::mm::{
+    page_down, page_up, MapReq, MemoryManager, VmaKind, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE,
+};
 use crate::platform::PlatformThread;
 use crate::vfs::{File, VPath};
 use elf::{Phdr, PT_INTERP, PT_LOAD};
@@ -60,7 +62,14 @@ fn prot_of(p: &Phdr) -> i32 {
 }
 
 /// Maps one ELF file's PT_LOAD segments at `bias`; returns the end of its image.
-fn map_segments(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, f: &File, phdrs: &[Phdr], bias: u64) -> Result<u64, Errno> {
+fn map_segments(
+    t: &Task,
+    mm: &MemoryManager,
+    pt: &mut dyn PlatformThread,
+    f: &File,
+    phdrs: &[Phdr],
+    bias: u64,
+) -> Result<u64, Errno> {
     let src = f.ops.map_source().ok_or(Errno::EACCES)?;
     let mut end = 0;
     let _ = t;
@@ -78,7 +87,10 @@ fn map_segments(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, f: &F
                 shared: false,
                 fixed: true,
                 noreplace: false,
-                kind: VmaKind::File { src: src.clone(), file_off: page_down(p.offset) },
+                kind: VmaKind::File {
+                    src: src.clone(),
+                    file_off: page_down(p.offset),
+                },
             };
             mm.mmap(pt, req)?;
             // The bss part of the last file page must read as zeros.
@@ -122,10 +134,23 @@ pub fn check(t: &Task, img: &Image) -> Result<(), Errno> {
 
 /// Loads `img` into the empty address space `mm`/`pt`, builds the stack; returns the entry
 /// and stack pointer.
-pub fn load(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, img: &Image, argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8]) -> Result<Loaded, Errno> {
+pub fn load(
+    t: &Task,
+    mm: &MemoryManager,
+    pt: &mut dyn PlatformThread,
+    img: &Image,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+) -> Result<Loaded, Errno> {
     let (h, ph) = load_phdrs(t, &img.file, &img.head)?;
     let bias = if h.kind == elf::ET_DYN {
-        let lo = ph.iter().filter(|p| p.kind == PT_LOAD).map(|p| page_down(p.vaddr)).min().unwrap_or(0);
+        let lo = ph
+            .iter()
+            .filter(|p| p.kind == PT_LOAD)
+            .map(|p| page_down(p.vaddr))
+            .min()
+            .unwrap_or(0);
         PIE_BASE - lo
     } else {
         0
@@ -153,8 +178,17 @@ pub fn load(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, img: &Ima
         }
         let interp = crate::syscalls::process::open_exec(t, &name)?;
         let (ih, iph) = load_phdrs(t, &interp.file, &interp.head)?;
-        let lo = iph.iter().filter(|p| p.kind == PT_LOAD).map(|p| page_down(p.vaddr)).min().unwrap_or(0);
-        let ibias = if ih.kind == elf::ET_DYN { INTERP_BASE - lo } else { 0 };
+        let lo = iph
+            .iter()
+            .filter(|p| p.kind == PT_LOAD)
+            .map(|p| page_down(p.vaddr))
+            .min()
+            .unwrap_or(0);
+        let ibias = if ih.kind == elf::ET_DYN {
+            INTERP_BASE - lo
+        } else {
+            0
+        };
         map_segments(t, mm, pt, &interp.file, &iph, ibias)?;
         interp_base = ibias;
         entry = ih.entry + ibias;
@@ -167,7 +201,18 @@ pub fn load(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, img: &Ima
     // The stack.
     let stack_top = mm.read().stack_top;
     let stack_lo = stack_top - crate::mm::STACK_SIZE;
-    mm.mmap(pt, MapReq { addr: stack_lo, len: crate::mm::STACK_SIZE, prot: PROT_READ | PROT_WRITE, shared: false, fixed: true, noreplace: false, kind: VmaKind::Stack })?;
+    mm.mmap(
+        pt,
+        MapReq {
+            addr: stack_lo,
+            len: crate::mm::STACK_SIZE,
+            prot: PROT_READ | PROT_WRITE,
+            shared: false,
+            fixed: true,
+            noreplace: false,
+            kind: VmaKind::Stack,
+        },
+    )?;
     let mut sp = stack_top;
     let push_bytes = |sp: &mut u64, mm: &MemoryManager, b: &[u8]| -> Result<u64, Errno> {
         *sp -= b.len() as u64;
@@ -199,26 +244,26 @@ pub fn load(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, img: &Ima
     let platform = push_bytes(&mut sp, mm, b"x86_64\0")?;
     let rand_addr = push_bytes(&mut sp, mm, &random)?;
     let auxv: Vec<(u64, u64)> = vec![
-        (3, phdr_addr),                            // AT_PHDR
-        (4, 56),                                   // AT_PHENT
-        (5, u64::from(h.phnum)),                   // AT_PHNUM
-        (6, PAGE),                                 // AT_PAGESZ
-        (7, interp_base),                          // AT_BASE
-        (8, 0),                                    // AT_FLAGS
-        (9, h.entry + bias),                       // AT_ENTRY
-        (11, u64::from(t.creds.uid)),              // AT_UID
-        (12, u64::from(t.creds.euid)),             // AT_EUID
-        (13, u64::from(t.creds.gid)),              // AT_GID
-        (14, u64::from(t.creds.egid)),             // AT_EGID
-        (17, 100),                                 // AT_CLKTCK
-        (16, crate::sys::hwcap(16)),               // AT_HWCAP
-        (26, crate::sys::hwcap(26)),               // AT_HWCAP2
-        (15, platform),                            // AT_PLATFORM
-        (23, 0),                                   // AT_SECURE
-        (25, rand_addr),                           // AT_RANDOM
-        (31, execfn_addr),                         // AT_EXECFN
-        (51, crate::sys::hwcap(51).max(2048)),     // AT_MINSIGSTKSZ
-        (0, 0),                                    // AT_NULL
+        (3, phdr_addr),                        // AT_PHDR
+        (4, 56),                               // AT_PHENT
+        (5, u64::from(h.phnum)),               // AT_PHNUM
+        (6, PAGE),                             // AT_PAGESZ
+        (7, interp_base),                      // AT_BASE
+        (8, 0),                                // AT_FLAGS
+        (9, h.entry + bias),                   // AT_ENTRY
+        (11, u64::from(t.creds.uid)),          // AT_UID
+        (12, u64::from(t.creds.euid)),         // AT_EUID
+        (13, u64::from(t.creds.gid)),          // AT_GID
+        (14, u64::from(t.creds.egid)),         // AT_EGID
+        (17, 100),                             // AT_CLKTCK
+        (16, crate::sys::hwcap(16)),           // AT_HWCAP
+        (26, crate::sys::hwcap(26)),           // AT_HWCAP2
+        (15, platform),                        // AT_PLATFORM
+        (23, 0),                               // AT_SECURE
+        (25, rand_addr),                       // AT_RANDOM
+        (31, execfn_addr),                     // AT_EXECFN
+        (51, crate::sys::hwcap(51).max(2048)), // AT_MINSIGSTKSZ
+        (0, 0),                                // AT_NULL
     ];
     let words = 1 + argv.len() + 1 + envp.len() + 1 + auxv.len() * 2;
     sp = (sp - (words as u64) * 8) & !15;
@@ -244,5 +289,12 @@ pub fn load(t: &Task, mm: &MemoryManager, pt: &mut dyn PlatformThread, img: &Ima
 
 /// Fresh registers for a new program (user code and stack segments of x86-64 Linux).
 pub fn initial_regs(l: &Loaded) -> Regs {
-    Regs { rip: l.entry, rsp: l.sp, eflags: 0x202, cs: 0x33, ss: 0x2b, ..Regs::default() }
+    Regs {
+        rip: l.entry,
+        rsp: l.sp,
+        eflags: 0x202,
+        cs: 0x33,
+        ss: 0x2b,
+        ..Regs::default()
+    }
 }

@@ -63,7 +63,12 @@ impl MemFile {
         }
         let mut free = BTreeMap::new();
         free.insert(0, size);
-        Ok(MemFile { fd, base: p.cast(), size, free: Mutex::new(free) })
+        Ok(MemFile {
+            fd,
+            base: p.cast(),
+            size,
+            free: Mutex::new(free),
+        })
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -118,7 +123,9 @@ impl MemFile {
     }
 
     fn check(&self, off: u64, len: usize) -> *mut u8 {
-        let end = off.checked_add(len as u64).expect("memory file range overflows");
+        let end = off
+            .checked_add(len as u64)
+            .expect("memory file range overflows");
         assert!(end <= self.size, "memory file range out of bounds");
         self.base.wrapping_add(off as usize)
     }
@@ -160,7 +167,11 @@ impl MemFile {
             let data = data as u64;
             // SAFETY: lseek takes no pointers.
             let hole = unsafe { libc::lseek(self.fd.as_raw_fd(), data as i64, libc::SEEK_HOLE) };
-            let hole = if hole < 0 { end } else { (hole as u64).min(end) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
             let s = self.check(data, (hole - data) as usize);
             let d = self.check(dst + (data - src), (hole - data) as usize);
             // SAFETY: both ranges lie in the mapping (`check`) and the caller passes
@@ -171,7 +182,13 @@ impl MemFile {
     }
 
     /// Reads up to `len` bytes of host file `fd` at `file_off` straight into the memory file.
-    pub fn read_from_fd(&self, off: u64, len: usize, fd: RawFd, file_off: u64) -> io::Result<usize> {
+    pub fn read_from_fd(
+        &self,
+        off: u64,
+        len: usize,
+        fd: RawFd,
+        file_off: u64,
+    ) -> io::Result<usize> {
         let dst = self.check(off, len);
         loop {
             // SAFETY: `dst..dst+len` lies in the mapping (`check`) and is writable.
@@ -204,7 +221,7 @@ impl MemFile {
 
     /// The 4-byte-aligned word at `off`, for futex operations the app races with.
     pub fn atomic_u32(&self, off: u64) -> &AtomicU32 {
-        assert!(off % 4 == 0, "unaligned atomic");
+        assert!(off.is_multiple_of(4), "unaligned atomic");
         let p = self.check(off, 4);
         // SAFETY: `p` is 4-byte aligned, inside the mapping (`check`), valid for the MemFile's
         // lifetime (which bounds the returned reference), and AtomicU32 accepts any bits.
@@ -231,7 +248,7 @@ mod tests {
         let b = m.alloc(PAGE).unwrap();
         assert_ne!(a, b);
         m.write(a + PAGE + 5, b"hello");
-        m.copy(a, b - PAGE * 0 + 0, PAGE); // first page of `a` is a hole: nothing copied
+        m.copy(a, b, PAGE); // the first page of `a` is a hole: nothing is copied
         let mut buf = [1u8; 5];
         m.read(b, &mut buf);
         assert_eq!(buf, [0; 5]);

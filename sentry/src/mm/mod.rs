@@ -43,7 +43,11 @@ pub struct Backing {
 impl Backing {
     pub fn new(mf: &Arc<MemFile>, len: u64) -> Result<Arc<Backing>, Errno> {
         let off = mf.alloc(len)?;
-        Ok(Arc::new(Backing { mf: mf.clone(), off, len }))
+        Ok(Arc::new(Backing {
+            mf: mf.clone(),
+            off,
+            len,
+        }))
     }
     pub fn offset(&self) -> u64 {
         self.off
@@ -73,7 +77,10 @@ pub enum VmaKind {
     Anon,
     Heap,
     Stack,
-    File { src: Arc<dyn MapSource>, file_off: u64 },
+    File {
+        src: Arc<dyn MapSource>,
+        file_off: u64,
+    },
 }
 
 /// A mapped range.
@@ -196,14 +203,19 @@ impl MemoryManager {
         let len = page_up(req.len).filter(|&l| l > 0).ok_or(Errno::ENOMEM)?;
         let mut mm = self.write();
         let addr = if req.fixed || req.noreplace {
-            if req.addr % PAGE != 0 {
+            if !req.addr.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
             }
             let end = req.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
             if end > mm.layout.top || overlaps(mm.layout.reserved, req.addr, end) {
                 return Err(Errno::ENOMEM);
             }
-            if req.noreplace && mm.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > req.addr)
+            if req.noreplace
+                && mm
+                    .vmas
+                    .range(..end)
+                    .next_back()
+                    .is_some_and(|(_, v)| v.end > req.addr)
             {
                 return Err(Errno::EEXIST);
             }
@@ -232,10 +244,12 @@ impl MemoryManager {
 
     /// Removes [addr, addr+len).
     pub fn munmap(&self, pt: &mut dyn PlatformThread, addr: u64, len: u64) -> Result<(), Errno> {
-        if addr % PAGE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
             return Err(Errno::EINVAL);
         }
-        let end = page_up(len).and_then(|l| addr.checked_add(l)).ok_or(Errno::EINVAL)?;
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(Errno::EINVAL)?;
         let mut mm = self.write();
         self.unmap_locked(&mut mm, pt, addr, end, true)
     }
@@ -248,19 +262,27 @@ impl MemoryManager {
         hi: u64,
         host_unmap: bool,
     ) -> Result<(), Errno> {
-        let hit: Vec<u64> =
-            mm.vmas.range(..hi).rev().take_while(|(_, v)| v.end > lo).map(|(&s, _)| s).collect();
+        let hit: Vec<u64> = mm
+            .vmas
+            .range(..hi)
+            .rev()
+            .take_while(|(_, v)| v.end > lo)
+            .map(|(&s, _)| s)
+            .collect();
         if hit.is_empty() {
             return Ok(());
         }
         for s in hit {
-            let Some(v) = mm.vmas.remove(&s) else { continue };
+            let Some(v) = mm.vmas.remove(&s) else {
+                continue;
+            };
             let gone = v.slice(lo, hi);
             if gone.writes_back() {
                 let _ = self.write_back(&gone);
             }
             if !v.shared {
-                self.mf.punch(gone.mf_off(gone.start), gone.end - gone.start);
+                self.mf
+                    .punch(gone.mf_off(gone.start), gone.end - gone.start);
             }
             if v.start < lo {
                 mm.vmas.insert(v.start, v.slice(v.start, lo));
@@ -303,11 +325,19 @@ impl MemoryManager {
         }
     }
 
-    pub fn mprotect(&self, pt: &mut dyn PlatformThread, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
-        if addr % PAGE != 0 || prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+    pub fn mprotect(
+        &self,
+        pt: &mut dyn PlatformThread,
+        addr: u64,
+        len: u64,
+        prot: i32,
+    ) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE) || prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
             return Err(Errno::EINVAL);
         }
-        let end = page_up(len).and_then(|l| addr.checked_add(l)).ok_or(Errno::ENOMEM)?;
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(Errno::ENOMEM)?;
         if end == addr {
             return Ok(());
         }
@@ -323,10 +353,16 @@ impl MemoryManager {
         if pos < end {
             return Err(Errno::ENOMEM);
         }
-        let hit: Vec<u64> =
-            mm.vmas.range(..end).filter(|(_, v)| v.end > addr).map(|(&s, _)| s).collect();
+        let hit: Vec<u64> = mm
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > addr)
+            .map(|(&s, _)| s)
+            .collect();
         for s in hit {
-            let Some(v) = mm.vmas.remove(&s) else { continue };
+            let Some(v) = mm.vmas.remove(&s) else {
+                continue;
+            };
             if v.start < addr {
                 mm.vmas.insert(v.start, v.slice(v.start, addr));
             }
@@ -350,7 +386,9 @@ impl MemoryManager {
             return cur;
         }
         let old_top = page_up(cur).unwrap_or(cur);
-        let Some(new_top) = page_up(want) else { return cur };
+        let Some(new_top) = page_up(want) else {
+            return cur;
+        };
         if new_top > old_top {
             let req = MapReq {
                 addr: old_top,
@@ -373,7 +411,9 @@ impl MemoryManager {
 
     /// madvise(MADV_DONTNEED): private pages read back as zeros (file pages are refilled).
     pub fn dontneed(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        let end = page_up(len).and_then(|l| addr.checked_add(l)).ok_or(Errno::EINVAL)?;
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(Errno::EINVAL)?;
         let mm = self.read();
         for (_, v) in mm.vmas.range(..end).filter(|(_, v)| v.end > addr) {
             let s = v.slice(addr, end);
@@ -399,7 +439,7 @@ impl MemoryManager {
         may_move: bool,
         fixed_to: Option<u64>,
     ) -> Result<u64, Errno> {
-        if old % PAGE != 0 || new_len == 0 {
+        if !old.is_multiple_of(PAGE) || new_len == 0 {
             return Err(Errno::EINVAL);
         }
         let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
@@ -456,7 +496,7 @@ impl MemoryManager {
             }
         };
         if let Some(a) = fixed_to {
-            if a % PAGE != 0 {
+            if !a.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
             }
             self.munmap(pt, a, new_len)?;
@@ -468,11 +508,22 @@ impl MemoryManager {
             self.mf.copy(v.mf_off(old), b.off, old_len.min(new_len));
             b
         };
-        let boff = if Arc::ptr_eq(&backing, &v.backing) { v.boff } else { 0 };
-        let nv = Vma { start: dest, end: dest + new_len, backing, boff, ..v.clone() };
+        let boff = if Arc::ptr_eq(&backing, &v.backing) {
+            v.boff
+        } else {
+            0
+        };
+        let nv = Vma {
+            start: dest,
+            end: dest + new_len,
+            backing,
+            boff,
+            ..v.clone()
+        };
         let mut mm = self.write();
         self.unmap_locked(&mut mm, pt, old, old + old_len, true)?;
-        pt.map(dest, new_len, nv.prot, nv.mf_off(dest)).map_err(host)?;
+        pt.map(dest, new_len, nv.prot, nv.mf_off(dest))
+            .map_err(host)?;
         mm.vmas.insert(dest, nv);
         Ok(dest)
     }
@@ -481,7 +532,8 @@ impl MemoryManager {
     pub fn map_all(&self, pt: &mut dyn PlatformThread) -> Result<(), Errno> {
         let mm = self.read();
         for v in mm.vmas.values() {
-            pt.map(v.start, v.end - v.start, v.prot, v.mf_off(v.start)).map_err(host)?;
+            pt.map(v.start, v.end - v.start, v.prot, v.mf_off(v.start))
+                .map_err(host)?;
         }
         Ok(())
     }
@@ -498,7 +550,11 @@ impl MemoryManager {
             } else {
                 let b = Backing::new(&self.mf, len)?;
                 self.mf.copy(v.mf_off(v.start), b.off, len);
-                Vma { backing: b, boff: 0, ..v.clone() }
+                Vma {
+                    backing: b,
+                    boff: 0,
+                    ..v.clone()
+                }
             };
             vmas.insert(nv.start, nv);
         }
@@ -551,20 +607,26 @@ impl MemoryManager {
     /// Copies app memory at `addr` into `dst`.
     pub fn copy_in(&self, addr: u64, dst: &mut [u8]) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, dst.len(), PROT_READ, |off, at, n| mf.read(off, &mut dst[at..at + n]))
+        self.each_piece(addr, dst.len(), PROT_READ, |off, at, n| {
+            mf.read(off, &mut dst[at..at + n])
+        })
     }
 
     /// Copies `src` into app memory at `addr`.
     pub fn copy_out(&self, addr: u64, src: &[u8]) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, src.len(), PROT_WRITE, |off, at, n| mf.write(off, &src[at..at + n]))
+        self.each_piece(addr, src.len(), PROT_WRITE, |off, at, n| {
+            mf.write(off, &src[at..at + n])
+        })
     }
 
     /// Writes `src` even into read-only pages (the loader, signal frames never need this, but
     /// ELF segments are filled before their protection is final).
     pub fn poke(&self, addr: u64, src: &[u8]) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, src.len(), 0, |off, at, n| mf.write(off, &src[at..at + n]))
+        self.each_piece(addr, src.len(), 0, |off, at, n| {
+            mf.write(off, &src[at..at + n])
+        })
     }
 
     /// Zeroes app memory (ignoring protection), e.g. the tail of a bss page.
@@ -609,14 +671,17 @@ impl MemoryManager {
 
     /// The memory-file offset of an aligned u32 at `addr` (for futexes); needs read access.
     pub fn futex_word(&self, addr: u64) -> Result<(u64, bool), Errno> {
-        if addr % 4 != 0 {
+        if !addr.is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
         let mut out = None;
         self.each_piece(addr, 4, PROT_READ, |off, _, _| out = Some(off))?;
         let shared = {
             let mm = self.read();
-            mm.vmas.range(..=addr).next_back().is_some_and(|(_, v)| v.shared)
+            mm.vmas
+                .range(..=addr)
+                .next_back()
+                .is_some_and(|(_, v)| v.shared)
         };
         out.map(|o| (o, shared)).ok_or(Errno::EFAULT)
     }
@@ -647,7 +712,11 @@ impl Mm {
                 end <= mm.layout.top
                     && a >= 0x10000
                     && !overlaps(mm.layout.reserved, a, end)
-                    && mm.vmas.range(..end).next_back().is_none_or(|(_, v)| v.end <= a)
+                    && mm
+                        .vmas
+                        .range(..end)
+                        .next_back()
+                        .is_none_or(|(_, v)| v.end <= a)
             })
         };
         if hint != 0 && free(self, hint) {

@@ -55,7 +55,13 @@ impl Task {
     }
 
     /// Resolves `path` relative to `dirfd`; with AT_EMPTY_PATH an empty path names dirfd.
-    pub fn lookup_at(&self, dirfd: i32, path: &[u8], follow: Follow, empty_ok: bool) -> Result<VPath, Errno> {
+    pub fn lookup_at(
+        &self,
+        dirfd: i32,
+        path: &[u8],
+        follow: Follow,
+        empty_ok: bool,
+    ) -> Result<VPath, Errno> {
         if path.is_empty() {
             if !empty_ok {
                 return Err(Errno::ENOENT);
@@ -80,7 +86,13 @@ impl Task {
     }
 
     /// open(2) semantics for an already read path.
-    pub fn open_path(&self, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<Arc<File>, Errno> {
+    pub fn open_path(
+        &self,
+        dirfd: i32,
+        path: &[u8],
+        flags: u32,
+        mode: u32,
+    ) -> Result<Arc<File>, Errno> {
         let umask = self.fsctx().umask;
         let acc = flags & O_ACCMODE;
         let wants_write = acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0;
@@ -98,11 +110,18 @@ impl Task {
                         return Err(Errno::EEXIST);
                     }
                     let ctx = self.fsctx();
-                    let follow = if flags & O_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+                    let follow = if flags & O_NOFOLLOW != 0 {
+                        Follow::No
+                    } else {
+                        Follow::Yes
+                    };
                     if d.inode.kind() == S_IFLNK && follow == Follow::Yes {
                         self.k.vfs.walk(self, &ctx, &parent, &name, Follow::Yes)?
                     } else {
-                        self.k.vfs.enter(VPath { mnt: parent.mnt.clone(), d })
+                        self.k.vfs.enter(VPath {
+                            mnt: parent.mnt.clone(),
+                            d,
+                        })
                     }
                 }
                 Err(Errno::ENOENT) => {
@@ -110,15 +129,28 @@ impl Task {
                         return Err(Errno::EROFS);
                     }
                     let owner = (self.creds.euid, self.creds.egid);
-                    parent.d.inode.create(&name, NewNode::File { mode: mode & 0o7777 & !umask }, owner)?;
+                    parent.d.inode.create(
+                        &name,
+                        NewNode::File {
+                            mode: mode & 0o7777 & !umask,
+                        },
+                        owner,
+                    )?;
                     parent.d.forget(&name);
                     let d = parent.d.child(&name)?;
-                    VPath { mnt: parent.mnt.clone(), d }
+                    VPath {
+                        mnt: parent.mnt.clone(),
+                        d,
+                    }
                 }
                 Err(e) => return Err(e),
             }
         } else {
-            let follow = if flags & O_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+            let follow = if flags & O_NOFOLLOW != 0 {
+                Follow::No
+            } else {
+                Follow::Yes
+            };
             self.lookup_at(dirfd, path, follow, false)?
         };
         let kind = p.d.inode.kind();
@@ -127,7 +159,12 @@ impl Task {
                 return Err(Errno::ENOTDIR);
             }
             let ops: Arc<dyn FileOps> = Arc::new(PathOnly);
-            return Ok(File::new(ops, Some(p.d.inode.clone()), Some(p), flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)));
+            return Ok(File::new(
+                ops,
+                Some(p.d.inode.clone()),
+                Some(p),
+                flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+            ));
         }
         if kind == S_IFLNK {
             return Err(Errno::ELOOP);
@@ -146,7 +183,10 @@ impl Task {
         }
         let ops = p.d.inode.open(&p.d.inode, flags)?;
         if flags & O_TRUNC != 0 && kind == S_IFREG && wants_write {
-            p.d.inode.setattr(&SetAttr { size: Some(0), ..SetAttr::default() })?;
+            p.d.inode.setattr(&SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            })?;
         }
         Ok(File::new(ops, Some(p.d.inode.clone()), Some(p), flags))
     }
@@ -164,7 +204,11 @@ impl Task {
         let seekable = f.ops.seekable();
         let mut done = 0usize;
         let mut tmp = vec![0u8; count.min(CHUNK)];
-        let mut pos_guard = if seekable && off.is_none() { Some(f.pos.lock().unwrap_or_else(|e| e.into_inner())) } else { None };
+        let mut pos_guard = if seekable && off.is_none() {
+            Some(f.pos.lock().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            None
+        };
         let mut pos = match (&pos_guard, off) {
             (_, Some(o)) => o,
             (Some(g), None) => **g,
@@ -201,7 +245,11 @@ impl Task {
         let count = count.min(MAX_RW);
         let io = self.io(f.nonblock());
         let seekable = f.ops.seekable();
-        let mut pos_guard = if seekable && off.is_none() { Some(f.pos.lock().unwrap_or_else(|e| e.into_inner())) } else { None };
+        let mut pos_guard = if seekable && off.is_none() {
+            Some(f.pos.lock().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            None
+        };
         let mut pos = match (&pos_guard, off) {
             (_, Some(o)) => o,
             (Some(g), None) => **g,
@@ -220,7 +268,8 @@ impl Task {
                 Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
                 Err(e) => {
                     if e == Errno::EPIPE {
-                        let info = crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
+                        let info =
+                            crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
                         self.k.signal_task(&self.h, info);
                     }
                     return Err(e);
@@ -345,7 +394,11 @@ fn writev_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
     }
     let io = t.io(f.nonblock());
     let seekable = f.ops.seekable();
-    let mut g = if seekable && off.is_none() { Some(f.pos.lock().unwrap_or_else(|e| e.into_inner())) } else { None };
+    let mut g = if seekable && off.is_none() {
+        Some(f.pos.lock().unwrap_or_else(|e| e.into_inner()))
+    } else {
+        None
+    };
     let mut pos = match (&g, off) {
         (_, Some(o)) => o,
         (Some(g), None) => **g,
@@ -362,7 +415,10 @@ fn writev_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
             Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
             Err(e) => {
                 if e == Errno::EPIPE {
-                    t.k.signal_task(&t.h, crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE));
+                    t.k.signal_task(
+                        &t.h,
+                        crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE),
+                    );
                 }
                 return Err(e);
             }
@@ -417,7 +473,8 @@ pub fn sys_close_range(t: &mut Task, a: &Args) -> SysResult {
         let copy = t.fds().clone();
         t.fds = Arc::new(std::sync::Mutex::new(copy));
     }
-    t.fds().close_range(lo, hi, flags & CLOSE_RANGE_CLOEXEC != 0);
+    t.fds()
+        .close_range(lo, hi, flags & CLOSE_RANGE_CLOEXEC != 0);
     Ok(0)
 }
 
@@ -558,7 +615,10 @@ pub fn sys_ftruncate(t: &mut Task, a: &Args) -> SysResult {
     if i.kind() != S_IFREG {
         return Err(Errno::EINVAL);
     }
-    i.setattr(&SetAttr { size: Some(a.u64(1)), ..SetAttr::default() })?;
+    i.setattr(&SetAttr {
+        size: Some(a.u64(1)),
+        ..SetAttr::default()
+    })?;
     Ok(0)
 }
 
@@ -566,13 +626,17 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
     let fd = a.fd(0);
     let f = t.file(fd)?;
     match a.u32(1) {
-        0x5451 => t.fds().set_cloexec(fd, true).map(|_| 0),  // FIOCLEX
+        0x5451 => t.fds().set_cloexec(fd, true).map(|_| 0), // FIOCLEX
         0x5450 => t.fds().set_cloexec(fd, false).map(|_| 0), // FIONCLEX
         0x5421 => {
             // FIONBIO
             let on: i32 = t.mm.read_obj(a.ptr(2))?;
             let fl = f.flags();
-            f.set_status_flags(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK });
+            f.set_status_flags(if on != 0 {
+                fl | O_NONBLOCK
+            } else {
+                fl & !O_NONBLOCK
+            });
             Ok(0)
         }
         cmd => f.ops.ioctl(t, cmd, a.u64(2)),
@@ -621,8 +685,16 @@ pub fn sys_getdents64(t: &mut Task, a: &Args) -> SysResult {
     if dir.is_none() || *pos == 0 {
         let st = p.d.inode.stat()?;
         let mut v = vec![
-            crate::vfs::DirEntry { ino: st.ino, kind: 4, name: b".".to_vec() },
-            crate::vfs::DirEntry { ino: 1, kind: 4, name: b"..".to_vec() },
+            crate::vfs::DirEntry {
+                ino: st.ino,
+                kind: 4,
+                name: b".".to_vec(),
+            },
+            crate::vfs::DirEntry {
+                ino: 1,
+                kind: 4,
+                name: b"..".to_vec(),
+            },
         ];
         v.extend(p.d.inode.readdir()?);
         *dir = Some(v);
@@ -660,7 +732,11 @@ pub fn sys_sendfile(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EBADF);
     }
     let offp = a.ptr(2);
-    let mut off = if offp != 0 { Some(t.mm.read_obj::<u64>(offp)?) } else { None };
+    let mut off = if offp != 0 {
+        Some(t.mm.read_obj::<u64>(offp)?)
+    } else {
+        None
+    };
     let count = a.usize(3).min(MAX_RW);
     let mut done = 0usize;
     let mut buf = vec![0u8; count.min(CHUNK)];

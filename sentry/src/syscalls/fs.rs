@@ -23,7 +23,10 @@ fn stat_at(t: &mut Task, dirfd: i32, pathp: u64, out: u64, flags: u32) -> SysRes
     let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         fd_stat(t, dirfd)?
     } else {
-        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?.d.inode.stat()?
+        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?
+            .d
+            .inode
+            .stat()?
     };
     t.mm.write_obj(out, &st)?;
     Ok(0)
@@ -33,7 +36,12 @@ fn fd_stat(t: &Task, fd: i32) -> Result<Stat, Errno> {
     let f = t.file(fd)?;
     match &f.inode {
         Some(i) => i.stat(),
-        None => Ok(Stat { mode: 0o600, nlink: 1, blksize: 4096, ..Stat::default() }),
+        None => Ok(Stat {
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ..Stat::default()
+        }),
     }
 }
 
@@ -61,7 +69,10 @@ pub fn sys_statx(t: &mut Task, a: &Args) -> SysResult {
     let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         fd_stat(t, dirfd)?
     } else {
-        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?.d.inode.stat()?
+        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?
+            .d
+            .inode
+            .stat()?
     };
     let mut b = [0u8; 256];
     let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
@@ -105,7 +116,13 @@ fn mkdir_at(t: &mut Task, dirfd: i32, pathp: u64, mode: u32) -> SysResult {
         return Err(Errno::EROFS);
     }
     let umask = t.fsctx().umask;
-    parent.d.inode.create(&name, NewNode::Dir { mode: mode & 0o7777 & !umask }, (t.creds.euid, t.creds.egid))?;
+    parent.d.inode.create(
+        &name,
+        NewNode::Dir {
+            mode: mode & 0o7777 & !umask,
+        },
+        (t.creds.euid, t.creds.egid),
+    )?;
     parent.d.forget(&name);
     Ok(0)
 }
@@ -118,7 +135,11 @@ pub fn sys_mkdirat(t: &mut Task, a: &Args) -> SysResult {
 
 fn mknod_at(t: &mut Task, dirfd: i32, pathp: u64, mode: u32, dev: u64) -> SysResult {
     let path = t.path_arg(pathp)?;
-    let kind = if mode & S_IFMT == 0 { S_IFREG } else { mode & S_IFMT };
+    let kind = if mode & S_IFMT == 0 {
+        S_IFREG
+    } else {
+        mode & S_IFMT
+    };
     let (parent, name) = t.parent_at(dirfd, &path)?;
     if parent.d.child(&name).is_ok() {
         return Err(Errno::EEXIST);
@@ -131,9 +152,15 @@ fn mknod_at(t: &mut Task, dirfd: i32, pathp: u64, mode: u32, dev: u64) -> SysRes
     let node = match kind {
         S_IFREG => NewNode::File { mode: perm },
         S_IFDIR => return Err(Errno::EPERM),
-        k => NewNode::Node { mode: k | perm, rdev: dev },
+        k => NewNode::Node {
+            mode: k | perm,
+            rdev: dev,
+        },
     };
-    parent.d.inode.create(&name, node, (t.creds.euid, t.creds.egid))?;
+    parent
+        .d
+        .inode
+        .create(&name, node, (t.creds.euid, t.creds.egid))?;
     parent.d.forget(&name);
     Ok(0)
 }
@@ -177,7 +204,7 @@ fn unlink_at(t: &mut Task, dirfd: i32, pathp: u64, flags: u32) -> SysResult {
         return Err(Errno::EISDIR);
     }
     if !rmdir && path.ends_with(b"/") {
-        return Err(if kind == S_IFLNK { Errno::ENOTDIR } else { Errno::ENOTDIR });
+        return Err(Errno::ENOTDIR);
     }
     if parent.mnt.readonly {
         return Err(Errno::EROFS);
@@ -199,7 +226,9 @@ pub fn sys_unlinkat(t: &mut Task, a: &Args) -> SysResult {
 fn rename_at(t: &mut Task, ofd: i32, op: u64, nfd: i32, np: u64, flags: u32) -> SysResult {
     const NOREPLACE: u32 = 1;
     const EXCHANGE: u32 = 2;
-    if flags & !(NOREPLACE | EXCHANGE | 4) != 0 || flags & (NOREPLACE | EXCHANGE) == (NOREPLACE | EXCHANGE) {
+    if flags & !(NOREPLACE | EXCHANGE | 4) != 0
+        || flags & (NOREPLACE | EXCHANGE) == (NOREPLACE | EXCHANGE)
+    {
         return Err(Errno::EINVAL);
     }
     let old = t.path_arg(op)?;
@@ -272,7 +301,11 @@ fn link_at(t: &mut Task, ofd: i32, op: u64, nfd: i32, np: u64, flags: u32) -> Sy
     }
     let old = t.path_arg(op)?;
     let new = t.path_arg(np)?;
-    let follow = if flags & AT_SYMLINK_FOLLOW != 0 { Follow::Yes } else { Follow::No };
+    let follow = if flags & AT_SYMLINK_FOLLOW != 0 {
+        Follow::Yes
+    } else {
+        Follow::No
+    };
     let src = t.lookup_at(ofd, &old, follow, flags & AT_EMPTY_PATH != 0)?;
     if src.d.inode.kind() == S_IFDIR {
         return Err(Errno::EPERM);
@@ -308,7 +341,11 @@ fn symlink_at(t: &mut Task, tp: u64, nfd: i32, np: u64) -> SysResult {
     if parent.mnt.readonly {
         return Err(Errno::EROFS);
     }
-    parent.d.inode.create(&name, NewNode::Symlink { target }, (t.creds.euid, t.creds.egid))?;
+    parent.d.inode.create(
+        &name,
+        NewNode::Symlink { target },
+        (t.creds.euid, t.creds.egid),
+    )?;
     parent.d.forget(&name);
     Ok(0)
 }
@@ -346,7 +383,14 @@ pub fn sys_readlinkat(t: &mut Task, a: &Args) -> SysResult {
     readlink_at(t, a.fd(0), a.ptr(1), a.ptr(2), a.i64(3))
 }
 
-fn setattr_path(t: &mut Task, dirfd: i32, pathp: u64, follow: Follow, empty: bool, attr: SetAttr) -> SysResult {
+fn setattr_path(
+    t: &mut Task,
+    dirfd: i32,
+    pathp: u64,
+    follow: Follow,
+    empty: bool,
+    attr: SetAttr,
+) -> SysResult {
     let path = t.path_arg(pathp)?;
     let p = t.lookup_at(dirfd, &path, follow, empty)?;
     if p.mnt.readonly {
@@ -367,17 +411,34 @@ fn setattr_fd(t: &mut Task, fd: i32, attr: SetAttr) -> SysResult {
 }
 
 fn mode_attr(mode: u32) -> SetAttr {
-    SetAttr { mode: Some(mode & 0o7777), ..SetAttr::default() }
+    SetAttr {
+        mode: Some(mode & 0o7777),
+        ..SetAttr::default()
+    }
 }
 
 pub fn sys_chmod(t: &mut Task, a: &Args) -> SysResult {
-    setattr_path(t, AT_FDCWD, a.ptr(0), Follow::Yes, false, mode_attr(a.u32(1)))
+    setattr_path(
+        t,
+        AT_FDCWD,
+        a.ptr(0),
+        Follow::Yes,
+        false,
+        mode_attr(a.u32(1)),
+    )
 }
 pub fn sys_fchmod(t: &mut Task, a: &Args) -> SysResult {
     setattr_fd(t, a.fd(0), mode_attr(a.u32(1)))
 }
 pub fn sys_fchmodat(t: &mut Task, a: &Args) -> SysResult {
-    setattr_path(t, a.fd(0), a.ptr(1), Follow::Yes, false, mode_attr(a.u32(2)))
+    setattr_path(
+        t,
+        a.fd(0),
+        a.ptr(1),
+        Follow::Yes,
+        false,
+        mode_attr(a.u32(2)),
+    )
 }
 
 fn own_attr(uid: i32, gid: i32) -> SetAttr {
@@ -388,10 +449,24 @@ fn own_attr(uid: i32, gid: i32) -> SetAttr {
     }
 }
 pub fn sys_chown(t: &mut Task, a: &Args) -> SysResult {
-    setattr_path(t, AT_FDCWD, a.ptr(0), Follow::Yes, false, own_attr(a.i32(1), a.i32(2)))
+    setattr_path(
+        t,
+        AT_FDCWD,
+        a.ptr(0),
+        Follow::Yes,
+        false,
+        own_attr(a.i32(1), a.i32(2)),
+    )
 }
 pub fn sys_lchown(t: &mut Task, a: &Args) -> SysResult {
-    setattr_path(t, AT_FDCWD, a.ptr(0), Follow::No, false, own_attr(a.i32(1), a.i32(2)))
+    setattr_path(
+        t,
+        AT_FDCWD,
+        a.ptr(0),
+        Follow::No,
+        false,
+        own_attr(a.i32(1), a.i32(2)),
+    )
 }
 pub fn sys_fchown(t: &mut Task, a: &Args) -> SysResult {
     setattr_fd(t, a.fd(0), own_attr(a.i32(1), a.i32(2)))
@@ -401,7 +476,14 @@ pub fn sys_fchownat(t: &mut Task, a: &Args) -> SysResult {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    setattr_path(t, a.fd(0), a.ptr(1), follow_flag(flags), flags & AT_EMPTY_PATH != 0, own_attr(a.i32(2), a.i32(3)))
+    setattr_path(
+        t,
+        a.fd(0),
+        a.ptr(1),
+        follow_flag(flags),
+        flags & AT_EMPTY_PATH != 0,
+        own_attr(a.i32(2), a.i32(3)),
+    )
 }
 
 pub fn sys_umask(t: &mut Task, a: &Args) -> SysResult {
@@ -425,7 +507,10 @@ pub fn sys_truncate(t: &mut Task, a: &Args) -> SysResult {
     if p.mnt.readonly {
         return Err(Errno::EROFS);
     }
-    p.d.inode.setattr(&SetAttr { size: Some(a.u64(1)), ..SetAttr::default() })?;
+    p.d.inode.setattr(&SetAttr {
+        size: Some(a.u64(1)),
+        ..SetAttr::default()
+    })?;
     Ok(0)
 }
 
@@ -433,7 +518,11 @@ fn times_attr(t: &Task, ptr: u64) -> Result<SetAttr, Errno> {
     const UTIME_NOW: i64 = (1 << 30) - 1;
     const UTIME_OMIT: i64 = (1 << 30) - 2;
     if ptr == 0 {
-        return Ok(SetAttr { atime: Some(None), mtime: Some(None), ..SetAttr::default() });
+        return Ok(SetAttr {
+            atime: Some(None),
+            mtime: Some(None),
+            ..SetAttr::default()
+        });
     }
     let ts: [Timespec; 2] = [t.mm.read_obj(ptr)?, t.mm.read_obj(ptr + 16)?];
     let conv = |x: Timespec| -> Result<Option<Option<(i64, u64)>>, Errno> {
@@ -444,7 +533,11 @@ fn times_attr(t: &Task, ptr: u64) -> Result<SetAttr, Errno> {
             _ => Err(Errno::EINVAL),
         }
     };
-    Ok(SetAttr { atime: conv(ts[0])?, mtime: conv(ts[1])?, ..SetAttr::default() })
+    Ok(SetAttr {
+        atime: conv(ts[0])?,
+        mtime: conv(ts[1])?,
+        ..SetAttr::default()
+    })
 }
 
 pub fn sys_utimensat(t: &mut Task, a: &Args) -> SysResult {
@@ -456,12 +549,23 @@ pub fn sys_utimensat(t: &mut Task, a: &Args) -> SysResult {
     if pathp == 0 {
         return setattr_fd(t, dirfd, attr);
     }
-    setattr_path(t, dirfd, pathp, follow_flag(flags), flags & AT_EMPTY_PATH != 0, attr)
+    setattr_path(
+        t,
+        dirfd,
+        pathp,
+        follow_flag(flags),
+        flags & AT_EMPTY_PATH != 0,
+        attr,
+    )
 }
 
 pub fn sys_utimes(t: &mut Task, a: &Args) -> SysResult {
     let attr = if a.ptr(1) == 0 {
-        SetAttr { atime: Some(None), mtime: Some(None), ..SetAttr::default() }
+        SetAttr {
+            atime: Some(None),
+            mtime: Some(None),
+            ..SetAttr::default()
+        }
     } else {
         let tv: [Timeval; 2] = [t.mm.read_obj(a.ptr(1))?, t.mm.read_obj(a.ptr(1) + 16)?];
         SetAttr {
@@ -474,7 +578,9 @@ pub fn sys_utimes(t: &mut Task, a: &Args) -> SysResult {
 }
 
 fn access_at(t: &mut Task, dirfd: i32, pathp: u64, mode: u32, flags: u32) -> SysResult {
-    if mode & !7 != 0 || flags & !(super::file::AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+    if mode & !7 != 0
+        || flags & !(super::file::AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0
+    {
         return Err(Errno::EINVAL);
     }
     let path = t.path_arg(pathp)?;
@@ -483,7 +589,11 @@ fn access_at(t: &mut Task, dirfd: i32, pathp: u64, mode: u32, flags: u32) -> Sys
         return Err(Errno::EROFS);
     }
     let st = p.d.inode.stat()?;
-    let uid = if flags & super::file::AT_EACCESS != 0 { t.creds.euid } else { t.creds.uid };
+    let uid = if flags & super::file::AT_EACCESS != 0 {
+        t.creds.euid
+    } else {
+        t.creds.uid
+    };
     if uid == 0 {
         // root: X needs some x bit (or a directory).
         if mode & 1 != 0 && st.mode & 0o111 == 0 && st.mode & S_IFMT != S_IFDIR {
@@ -543,7 +653,10 @@ pub fn sys_fchdir(t: &mut Task, a: &Args) -> SysResult {
 }
 
 fn write_statfs(t: &Task, out: u64, s: crate::vfs::FsStat) -> SysResult {
-    let v: [u64; 15] = [s.kind, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 0, s.namelen, s.bsize, 0, 0, 0, 0, 0];
+    let v: [u64; 15] = [
+        s.kind, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 0, s.namelen, s.bsize, 0,
+        0, 0, 0, 0,
+    ];
     for (i, x) in v.iter().enumerate() {
         t.mm.write_obj(out + 8 * i as u64, x)?;
     }
@@ -559,7 +672,12 @@ pub fn sys_fstatfs(t: &mut Task, a: &Args) -> SysResult {
     let f = t.file(a.fd(0))?;
     let s = match &f.inode {
         Some(i) => i.statfs()?,
-        None => crate::vfs::FsStat { kind: 0x5049_5045, bsize: 4096, namelen: 255, ..Default::default() },
+        None => crate::vfs::FsStat {
+            kind: 0x5049_5045,
+            bsize: 4096,
+            namelen: 255,
+            ..Default::default()
+        },
     };
     write_statfs(t, a.ptr(1), s)
 }

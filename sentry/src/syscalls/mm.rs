@@ -14,8 +14,9 @@ const MAP_GROWSDOWN: u32 = 0x100;
 const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
 
 pub fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
-    let (addr, len, prot, flags, fd, off) = (a.u64(0), a.u64(1), a.i32(2), a.u32(3), a.fd(4), a.u64(5));
-    if len == 0 || off % PAGE != 0 {
+    let (addr, len, prot, flags, fd, off) =
+        (a.u64(0), a.u64(1), a.i32(2), a.u32(3), a.fd(4), a.u64(5));
+    if len == 0 || !off.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     let kind_bits = flags & 3;
@@ -27,7 +28,11 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
     }
     let shared = kind_bits != MAP_PRIVATE;
     let kind = if flags & MAP_ANONYMOUS != 0 {
-        if flags & MAP_GROWSDOWN != 0 { VmaKind::Stack } else { VmaKind::Anon }
+        if flags & MAP_GROWSDOWN != 0 {
+            VmaKind::Stack
+        } else {
+            VmaKind::Anon
+        }
     } else {
         let f = t.file(fd)?;
         if !f.readable() {
@@ -57,7 +62,8 @@ pub fn sys_munmap(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn sys_mprotect(t: &mut Task, a: &Args) -> SysResult {
     let prot = a.i32(2) & !0x0300_0000; // PROT_GROWSDOWN/UP are accepted and ignored
-    t.mm.mprotect(t.pt.as_mut(), a.u64(0), a.u64(1), prot).map(|_| 0)
+    t.mm.mprotect(t.pt.as_mut(), a.u64(0), a.u64(1), prot)
+        .map(|_| 0)
 }
 
 pub fn sys_brk(t: &mut Task, a: &Args) -> SysResult {
@@ -72,12 +78,19 @@ pub fn sys_mremap(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let fixed = (flags & FIXED != 0).then(|| a.u64(4));
-    t.mm.mremap(t.pt.as_mut(), a.u64(0), a.u64(1), a.u64(2), flags & MAYMOVE != 0, fixed)
+    t.mm.mremap(
+        t.pt.as_mut(),
+        a.u64(0),
+        a.u64(1),
+        a.u64(2),
+        flags & MAYMOVE != 0,
+        fixed,
+    )
 }
 
 pub fn sys_madvise(t: &mut Task, a: &Args) -> SysResult {
     let (addr, len, advice) = (a.u64(0), a.u64(1), a.i32(2));
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     match advice {
@@ -88,7 +101,7 @@ pub fn sys_madvise(t: &mut Task, a: &Args) -> SysResult {
 }
 
 pub fn sys_msync(t: &mut Task, a: &Args) -> SysResult {
-    if a.u64(0) % PAGE != 0 || a.u32(2) & !7 != 0 {
+    if !a.u64(0).is_multiple_of(PAGE) || a.u32(2) & !7 != 0 {
         return Err(Errno::EINVAL);
     }
     t.mm.msync(a.u64(0), a.u64(1)).map(|_| 0)

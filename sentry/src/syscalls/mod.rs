@@ -66,7 +66,11 @@ pub fn dispatch(t: &mut Task) {
     let r = &t.regs;
     let a = Args([r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]);
     let row = table::get(nr);
-    let before = if t.k.strace { Some(strace_args(t, row, &a)) } else { None };
+    let before = if t.k.strace {
+        Some(strace_args(t, row, &a))
+    } else {
+        None
+    };
     let res = match row {
         Some(row) => (row.handler)(t, &a),
         None => missing(t, nr),
@@ -77,7 +81,11 @@ pub fn dispatch(t: &mut Task) {
     match res {
         Ok(v) => t.regs.rax = v,
         Err(e) if e == EJUSTRETURN => {}
-        Err(e) if e == Errno::ERESTARTSYS || e == Errno::ERESTARTNOHAND || e == Errno::ERESTART_RESTARTBLOCK => {
+        Err(e)
+            if e == Errno::ERESTARTSYS
+                || e == Errno::ERESTARTNOHAND
+                || e == Errno::ERESTART_RESTARTBLOCK =>
+        {
             t.regs.rax = e.as_ret();
             t.restart = Some((e, nr));
         }
@@ -146,7 +154,14 @@ fn strace_args(t: &Task, row: Option<&table::Row>, a: &Args) -> Vec<String> {
         .collect()
 }
 
-fn strace_log(t: &Task, nr: u64, row: Option<&table::Row>, a: &Args, mut args: Vec<String>, res: &SysResult) {
+fn strace_log(
+    t: &Task,
+    nr: u64,
+    row: Option<&table::Row>,
+    a: &Args,
+    mut args: Vec<String>,
+    res: &SysResult,
+) {
     if let (Some(row), Ok(n)) = (row, res) {
         for (i, f) in row.args.iter().enumerate() {
             if *f == Fmt::OutBuf {
@@ -158,7 +173,9 @@ fn strace_log(t: &Task, nr: u64, row: Option<&table::Row>, a: &Args, mut args: V
             }
         }
     }
-    let name = row.map(|r| r.name.to_string()).unwrap_or_else(|| format!("syscall_{nr}"));
+    let name = row
+        .map(|r| r.name.to_string())
+        .unwrap_or_else(|| format!("syscall_{nr}"));
     let ret = match res {
         Ok(v) if *v > 0xffff_ffff => format!("{v:#x}"),
         Ok(v) => format!("{v}"),

@@ -23,11 +23,19 @@ fn deadline_ts(t: &Task, p: u64) -> Result<Option<Instant>, Errno> {
     if ts.sec < 0 || !(0..1_000_000_000).contains(&ts.nsec) {
         return Err(Errno::EINVAL);
     }
-    Ok(Some(Instant::now() + Duration::new(ts.sec as u64, ts.nsec as u32)))
+    Ok(Some(
+        Instant::now() + Duration::new(ts.sec as u64, ts.nsec as u32),
+    ))
 }
 
 /// Waits until some of `files` is ready; `check` computes the result from readiness.
-fn wait_files<T>(t: &Task, files: &[Arc<File>], deadline: Option<Instant>, mut check: impl FnMut() -> Option<T>, zero: T) -> Result<T, Errno> {
+fn wait_files<T>(
+    t: &Task,
+    files: &[Arc<File>],
+    deadline: Option<Instant>,
+    mut check: impl FnMut() -> Option<T>,
+    zero: T,
+) -> Result<T, Errno> {
     let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
     match t.block(&queues, deadline, || Ok(check())) {
         Ok(v) => Ok(v),
@@ -41,8 +49,13 @@ fn do_poll(t: &mut Task, ptr: u64, n: u64, deadline: Option<Instant>) -> SysResu
     if n > t.rlimit(libc::RLIMIT_NOFILE as usize).max(1024) {
         return Err(Errno::EINVAL);
     }
-    let mut fds: Vec<PollFd> = (0..n).map(|i| t.mm.read_obj(ptr + 8 * i)).collect::<Result<_, _>>()?;
-    let files: Vec<Option<Arc<File>>> = fds.iter().map(|p| if p.fd < 0 { None } else { t.fds().get(p.fd) }).collect();
+    let mut fds: Vec<PollFd> = (0..n)
+        .map(|i| t.mm.read_obj(ptr + 8 * i))
+        .collect::<Result<_, _>>()?;
+    let files: Vec<Option<Arc<File>>> = fds
+        .iter()
+        .map(|p| if p.fd < 0 { None } else { t.fds().get(p.fd) })
+        .collect();
     let live: Vec<Arc<File>> = files.iter().flatten().cloned().collect();
     let compute = |fds: &mut Vec<PollFd>| -> usize {
         let mut ready = 0;
@@ -63,10 +76,16 @@ fn do_poll(t: &mut Task, ptr: u64, n: u64, deadline: Option<Instant>) -> SysResu
         ready
     };
     let mut snapshot = fds.clone();
-    let count = wait_files(t, &live, deadline, || {
-        let c = compute(&mut snapshot);
-        (c > 0).then_some(c)
-    }, 0)?;
+    let count = wait_files(
+        t,
+        &live,
+        deadline,
+        || {
+            let c = compute(&mut snapshot);
+            (c > 0).then_some(c)
+        },
+        0,
+    )?;
     if count == 0 {
         compute(&mut fds);
         for p in fds.iter_mut() {
@@ -85,7 +104,12 @@ pub fn sys_poll(t: &mut Task, a: &Args) -> SysResult {
     do_poll(t, a.ptr(0), a.u64(1), deadline_ms(a.i32(2)))
 }
 
-fn with_sigmask(t: &mut Task, maskp: u64, size: usize, f: impl FnOnce(&mut Task) -> SysResult) -> SysResult {
+fn with_sigmask(
+    t: &mut Task,
+    maskp: u64,
+    size: usize,
+    f: impl FnOnce(&mut Task) -> SysResult,
+) -> SysResult {
     if maskp == 0 {
         return f(t);
     }
@@ -115,7 +139,14 @@ pub fn sys_ppoll(t: &mut Task, a: &Args) -> SysResult {
     with_sigmask(t, a.ptr(3), a.usize(4), |t| do_poll(t, p, n, d))
 }
 
-fn do_select(t: &mut Task, n: i32, rp: u64, wp: u64, ep: u64, deadline: Option<Instant>) -> SysResult {
+fn do_select(
+    t: &mut Task,
+    n: i32,
+    rp: u64,
+    wp: u64,
+    ep: u64,
+    deadline: Option<Instant>,
+) -> SysResult {
     if !(0..=1024 * 1024).contains(&n) {
         return Err(Errno::EINVAL);
     }
@@ -124,7 +155,9 @@ fn do_select(t: &mut Task, n: i32, rp: u64, wp: u64, ep: u64, deadline: Option<I
         if p == 0 {
             return Ok(vec![0; words]);
         }
-        (0..words).map(|i| t.mm.read_obj::<u64>(p + 8 * i as u64)).collect()
+        (0..words)
+            .map(|i| t.mm.read_obj::<u64>(p + 8 * i as u64))
+            .collect()
     };
     let (r, w, e) = (read_set(rp)?, read_set(wp)?, read_set(ep)?);
     let mut files = Vec::new();
@@ -159,10 +192,16 @@ fn do_select(t: &mut Task, n: i32, rp: u64, wp: u64, ep: u64, deadline: Option<I
         (count, ro, wo, eo)
     };
     let zero = (0, vec![0; words], vec![0; words], vec![0; words]);
-    let (count, ro, wo, eo) = wait_files(t, &live, deadline, || {
-        let c = compute();
-        (c.0 > 0).then_some(c)
-    }, zero)?;
+    let (count, ro, wo, eo) = wait_files(
+        t,
+        &live,
+        deadline,
+        || {
+            let c = compute();
+            (c.0 > 0).then_some(c)
+        },
+        zero,
+    )?;
     for (p, set) in [(rp, ro), (wp, wo), (ep, eo)] {
         if p != 0 {
             for (i, v) in set.iter().enumerate() {
@@ -179,7 +218,11 @@ pub fn sys_select(t: &mut Task, a: &Args) -> SysResult {
         if tv.sec < 0 || !(0..1_000_000).contains(&tv.usec) {
             return Err(Errno::EINVAL);
         }
-        Some(Instant::now() + Duration::from_secs(tv.sec as u64) + Duration::from_micros(tv.usec as u64))
+        Some(
+            Instant::now()
+                + Duration::from_secs(tv.sec as u64)
+                + Duration::from_micros(tv.usec as u64),
+        )
     } else {
         None
     };
@@ -231,15 +274,30 @@ pub fn sys_epoll_ctl(t: &mut Task, a: &Args) -> SysResult {
     if epfd == fd {
         return Err(Errno::EINVAL);
     }
-    if target.inode.as_ref().is_some_and(|i| i.kind() == crate::vfs::S_IFREG || i.kind() == crate::vfs::S_IFDIR) && target.ops.wait_queue().is_none() {
+    if target
+        .inode
+        .as_ref()
+        .is_some_and(|i| i.kind() == crate::vfs::S_IFREG || i.kind() == crate::vfs::S_IFDIR)
+        && target.ops.wait_queue().is_none()
+    {
         return Err(Errno::EPERM);
     }
-    let ev = if op != 2 { Some(t.mm.read_obj::<EpollEvent>(a.ptr(3))?) } else { None };
+    let ev = if op != 2 {
+        Some(t.mm.read_obj::<EpollEvent>(a.ptr(3))?)
+    } else {
+        None
+    };
     ep.ctl(op, fd, &target, ev)?;
     Ok(0)
 }
 
-fn do_epoll_wait(t: &mut Task, epfd: i32, evp: u64, max: i32, deadline: Option<Instant>) -> SysResult {
+fn do_epoll_wait(
+    t: &mut Task,
+    epfd: i32,
+    evp: u64,
+    max: i32,
+    deadline: Option<Instant>,
+) -> SysResult {
     if max <= 0 || max > 1 << 20 {
         return Err(Errno::EINVAL);
     }
@@ -278,8 +336,11 @@ fn do_eventfd(t: &mut Task, init: u32, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
         return Err(Errno::EINVAL);
     }
-    let ops = Arc::new(eventfd::EventFd::new(u64::from(init), flags & EFD_SEMAPHORE != 0));
-    let inode = crate::vfs::fs::host::AnonInode::new(0o600, 0);
+    let ops = Arc::new(eventfd::EventFd::new(
+        u64::from(init),
+        flags & EFD_SEMAPHORE != 0,
+    ));
+    let inode = crate::vfs::fs::host::AnonInode::make(0o600, 0);
     let f = File::new(ops, Some(inode), None, O_RDWR | (flags & O_NONBLOCK));
     t.install(f, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
 }

@@ -50,7 +50,11 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
         kernel::new_thread(&k, &t.h.tg, comm)
     } else {
         let parent = if flags & CLONE_PARENT != 0 {
-            t.h.tg.lock().parent.upgrade().unwrap_or_else(|| t.h.tg.clone())
+            t.h.tg
+                .lock()
+                .parent
+                .upgrade()
+                .unwrap_or_else(|| t.h.tg.clone())
         } else {
             t.h.tg.clone()
         };
@@ -93,8 +97,16 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
     if flags & CLONE_SETTLS != 0 {
         regs.fs_base = tls;
     }
-    let fds = if flags & CLONE_FILES != 0 { t.fds.clone() } else { Arc::new(Mutex::new(t.fds().clone())) };
-    let fs = if flags & CLONE_FS != 0 { t.fs.clone() } else { Arc::new(Mutex::new(t.fsctx())) };
+    let fds = if flags & CLONE_FILES != 0 {
+        t.fds.clone()
+    } else {
+        Arc::new(Mutex::new(t.fds().clone()))
+    };
+    let fs = if flags & CLONE_FS != 0 {
+        t.fs.clone()
+    } else {
+        Arc::new(Mutex::new(t.fsctx()))
+    };
     let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(Completion::default()));
     let ready = Arc::new(Completion::default());
     let n = NewTask {
@@ -105,7 +117,11 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
         fds,
         fs,
         creds: t.creds.clone(),
-        clear_tid: if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 },
+        clear_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+            ctid
+        } else {
+            0
+        },
         vfork_done: vfork.clone(),
         ready: Some(ready.clone()),
     };
@@ -144,7 +160,11 @@ pub fn open_exec(t: &Task, path: &[u8]) -> Result<Image, Errno> {
     }
     let file = t.open_path(super::file::AT_FDCWD, path, O_RDONLY, 0)?;
     let head = loader::read_at(t, &file, 0, 4096)?;
-    Ok(Image { file, path: p, head })
+    Ok(Image {
+        file,
+        path: p,
+        head,
+    })
 }
 
 fn read_ptr_array(t: &Task, ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
@@ -161,7 +181,13 @@ fn read_ptr_array(t: &Task, ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
         if p == 0 {
             break;
         }
-        let s = t.mm.read_cstr(p, 128 * 1024).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        let s = t.mm.read_cstr(p, 128 * 1024).map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                Errno::E2BIG
+            } else {
+                e
+            }
+        })?;
         total += s.len() + 1;
         if total > 2 << 20 {
             return Err(Errno::E2BIG);
@@ -180,7 +206,12 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> SysResult {
 
 /// execve(2): replaces the task's program. Errors before the point of no return leave the
 /// task untouched.
-pub fn do_execve(t: &mut Task, path: Vec<u8>, mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult {
+pub fn do_execve(
+    t: &mut Task,
+    path: Vec<u8>,
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> SysResult {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -192,9 +223,18 @@ pub fn do_execve(t: &mut Task, path: Vec<u8>, mut argv: Vec<Vec<u8>>, envp: Vec<
         if depth > 4 {
             return Err(Errno::ELOOP);
         }
-        let line_end = img.head.iter().position(|&b| b == b'\n').unwrap_or(img.head.len()).min(256);
+        let line_end = img
+            .head
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(img.head.len())
+            .min(256);
         let line = &img.head[2..line_end];
-        let line: Vec<u8> = line.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
+        let line: Vec<u8> = line
+            .iter()
+            .copied()
+            .skip_while(|b| *b == b' ' || *b == b'\t')
+            .collect();
         let line: &[u8] = {
             let mut l = line.as_slice();
             while let Some((&last, rest)) = l.split_last() {
@@ -211,7 +251,11 @@ pub fn do_execve(t: &mut Task, path: Vec<u8>, mut argv: Vec<Vec<u8>>, envp: Vec<
         }
         let (interp, arg) = match line.iter().position(|&b| b == b' ' || b == b'\t') {
             Some(i) => {
-                let rest: Vec<u8> = line[i..].iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
+                let rest: Vec<u8> = line[i..]
+                    .iter()
+                    .copied()
+                    .skip_while(|b| *b == b' ' || *b == b'\t')
+                    .collect();
                 (line[..i].to_vec(), (!rest.is_empty()).then_some(rest))
             }
             None => (line.to_vec(), None),
@@ -270,7 +314,10 @@ pub fn do_execve(t: &mut Task, path: Vec<u8>, mut argv: Vec<Vec<u8>>, envp: Vec<
             }
         }
     }
-    t.h.sig().altstack = crate::abi::SigStack { flags: SS_DISABLE, ..Default::default() };
+    t.h.sig().altstack = crate::abi::SigStack {
+        flags: SS_DISABLE,
+        ..Default::default()
+    };
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
     *t.h.comm.lock().unwrap_or_else(|e| e.into_inner()) = base.iter().take(15).copied().collect();
     t.h.tg.lock().exe = Some(img.path.clone());
@@ -283,7 +330,14 @@ pub fn do_execve(t: &mut Task, path: Vec<u8>, mut argv: Vec<Vec<u8>>, envp: Vec<
 
 /// Kills every other thread of the group and waits for them to go (execve).
 fn de_thread(t: &mut Task) {
-    let others: Vec<_> = t.h.tg.lock().threads.iter().filter(|x| x.tid != t.tid()).cloned().collect();
+    let others: Vec<_> =
+        t.h.tg
+            .lock()
+            .threads
+            .iter()
+            .filter(|x| x.tid != t.tid())
+            .cloned()
+            .collect();
     if others.is_empty() {
         return;
     }
@@ -377,10 +431,15 @@ fn do_wait(t: &mut Task, sel: i64, options: u32) -> Result<Option<Waited>, Errno
 
 pub fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
     let (pid, statusp, options) = (a.i32(0), a.ptr(1), a.u32(2));
-    if options & !(WNOHANG | WUNTRACED | WCONTINUED | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0
+    {
         return Err(Errno::EINVAL);
     }
-    let sel = if pid == i32::MIN { return Err(Errno::ESRCH) } else { i64::from(pid) };
+    let sel = if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    } else {
+        i64::from(pid)
+    };
     let r = do_wait(t, sel, options | WEXITED)?;
     let (id, status) = match r {
         None => return Ok(0),
@@ -399,7 +458,16 @@ pub fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn sys_waitid(t: &mut Task, a: &Args) -> SysResult {
     let (idtype, id, infop, options) = (a.i32(0), a.i32(1), a.ptr(2), a.u32(3));
-    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0
+    if options
+        & !(WNOHANG
+            | WUNTRACED
+            | WEXITED
+            | WCONTINUED
+            | WNOWAIT
+            | 0x2000_0000
+            | 0x4000_0000
+            | 0x8000_0000)
+        != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {
         return Err(Errno::EINVAL);
@@ -418,10 +486,28 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> SysResult {
                 ExitStatus::Exited(c) => (CLD_EXITED, i64::from(c)),
                 ExitStatus::Signaled(sig) => (CLD_KILLED, i64::from(sig)),
             };
-            SigInfo { signo: SIGCHLD, code, pid, status, ..SigInfo::default() }
+            SigInfo {
+                signo: SIGCHLD,
+                code,
+                pid,
+                status,
+                ..SigInfo::default()
+            }
         }
-        Some(Waited::Stopped(pid, sig)) => SigInfo { signo: SIGCHLD, code: CLD_STOPPED, pid, status: i64::from(sig), ..SigInfo::default() },
-        Some(Waited::Continued(pid)) => SigInfo { signo: SIGCHLD, code: CLD_CONTINUED, pid, status: i64::from(SIGCONT), ..SigInfo::default() },
+        Some(Waited::Stopped(pid, sig)) => SigInfo {
+            signo: SIGCHLD,
+            code: CLD_STOPPED,
+            pid,
+            status: i64::from(sig),
+            ..SigInfo::default()
+        },
+        Some(Waited::Continued(pid)) => SigInfo {
+            signo: SIGCHLD,
+            code: CLD_CONTINUED,
+            pid,
+            status: i64::from(SIGCONT),
+            ..SigInfo::default()
+        },
     };
     if infop != 0 {
         t.mm.copy_out(infop, &info.to_bytes())?;
@@ -588,9 +674,17 @@ pub fn sys_setpgid(t: &mut Task, a: &Args) -> SysResult {
     if pgid < 0 {
         return Err(Errno::EINVAL);
     }
-    let target = if pid == 0 { t.h.tg.clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let target = if pid == 0 {
+        t.h.tg.clone()
+    } else {
+        t.k.group(pid).ok_or(Errno::ESRCH)?
+    };
     let is_self = target.tgid == t.tgid();
-    let is_child = target.lock().parent.upgrade().is_some_and(|p| p.tgid == t.tgid());
+    let is_child = target
+        .lock()
+        .parent
+        .upgrade()
+        .is_some_and(|p| p.tgid == t.tgid());
     if !is_self && !is_child {
         return Err(Errno::ESRCH);
     }
@@ -607,7 +701,11 @@ pub fn sys_setpgid(t: &mut Task, a: &Args) -> SysResult {
 }
 pub fn sys_getpgid(t: &mut Task, a: &Args) -> SysResult {
     let pid = a.i32(0);
-    let g = if pid == 0 { t.h.tg.clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let g = if pid == 0 {
+        t.h.tg.clone()
+    } else {
+        t.k.group(pid).ok_or(Errno::ESRCH)?
+    };
     let pgid = g.lock().pgid;
     Ok(pgid as u64)
 }
@@ -616,13 +714,21 @@ pub fn sys_getpgrp(t: &mut Task, _a: &Args) -> SysResult {
 }
 pub fn sys_getsid(t: &mut Task, a: &Args) -> SysResult {
     let pid = a.i32(0);
-    let g = if pid == 0 { t.h.tg.clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let g = if pid == 0 {
+        t.h.tg.clone()
+    } else {
+        t.k.group(pid).ok_or(Errno::ESRCH)?
+    };
     let sid = g.lock().sid;
     Ok(sid as u64)
 }
 pub fn sys_setsid(t: &mut Task, _a: &Args) -> SysResult {
     let me = t.tgid();
-    let in_use = t.k.procs().groups.values().any(|g| g.tgid != me && g.lock().pgid == me);
+    let in_use =
+        t.k.procs()
+            .groups
+            .values()
+            .any(|g| g.tgid != me && g.lock().pgid == me);
     let mut g = t.h.tg.lock();
     if g.pgid == me || in_use {
         return Err(Errno::EPERM);
@@ -646,7 +752,11 @@ fn fill(dst: &mut [u8; 65], s: &[u8]) {
 pub fn sys_uname(t: &mut Task, a: &Args) -> SysResult {
     let mut u = Utsname::default();
     fill(&mut u.fields[0], b"Linux");
-    let host = t.k.hostname.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let host =
+        t.k.hostname
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
     fill(&mut u.fields[1], &host);
     fill(&mut u.fields[2], b"6.1.0-moat");
     fill(&mut u.fields[3], b"#1 SMP PREEMPT_DYNAMIC Moat");
@@ -707,7 +817,10 @@ pub fn sys_getrusage(t: &mut Task, a: &Args) -> SysResult {
 }
 
 fn rlimit_index(r: i32) -> Result<usize, Errno> {
-    usize::try_from(r).ok().filter(|&r| r < 16).ok_or(Errno::EINVAL)
+    usize::try_from(r)
+        .ok()
+        .filter(|&r| r < 16)
+        .ok_or(Errno::EINVAL)
 }
 
 pub fn sys_getrlimit(t: &mut Task, a: &Args) -> SysResult {
@@ -741,7 +854,11 @@ fn set_rlimit(t: &Task, tg: &kernel::ThreadGroup, r: usize, v: Rlimit) -> SysRes
 pub fn sys_prlimit64(t: &mut Task, a: &Args) -> SysResult {
     let pid = a.i32(0);
     let r = rlimit_index(a.i32(1))?;
-    let tg = if pid == 0 { t.h.tg.clone() } else { t.k.group(pid).ok_or(Errno::ESRCH)? };
+    let tg = if pid == 0 {
+        t.h.tg.clone()
+    } else {
+        t.k.group(pid).ok_or(Errno::ESRCH)?
+    };
     let old = tg.lock().rlimits[r];
     if a.ptr(2) != 0 {
         let v: Rlimit = t.mm.read_obj(a.ptr(2))?;
@@ -840,7 +957,12 @@ pub fn sys_getrandom(t: &mut Task, a: &Args) -> SysResult {
     Ok(n as u64)
 }
 
-fn timeout_deadline(t: &Task, ptr: u64, absolute: bool, realtime: bool) -> Result<Option<Instant>, Errno> {
+fn timeout_deadline(
+    t: &Task,
+    ptr: u64,
+    absolute: bool,
+    realtime: bool,
+) -> Result<Option<Instant>, Errno> {
     if ptr == 0 {
         return Ok(None);
     }
@@ -850,7 +972,11 @@ fn timeout_deadline(t: &Task, ptr: u64, absolute: bool, realtime: bool) -> Resul
     }
     let d = Duration::new(ts.sec as u64, ts.nsec as u32);
     if absolute {
-        let clock = if realtime { libc::CLOCK_REALTIME } else { libc::CLOCK_MONOTONIC };
+        let clock = if realtime {
+            libc::CLOCK_REALTIME
+        } else {
+            libc::CLOCK_MONOTONIC
+        };
         let (s, n) = crate::sys::clock_gettime(clock);
         let now = Duration::new(s.max(0) as u64, n as u32);
         return Ok(Some(Instant::now() + d.saturating_sub(now)));
@@ -864,8 +990,20 @@ pub fn sys_futex(t: &mut Task, a: &Args) -> SysResult {
     let realtime = op & 256 != 0;
     use kernel::futex;
     let r = match cmd {
-        0 => futex::wait(t, addr, val, timeout_deadline(t, a.ptr(3), false, false)?, u32::MAX),
-        9 => futex::wait(t, addr, val, timeout_deadline(t, a.ptr(3), true, realtime)?, a.u32(5)),
+        0 => futex::wait(
+            t,
+            addr,
+            val,
+            timeout_deadline(t, a.ptr(3), false, false)?,
+            u32::MAX,
+        ),
+        9 => futex::wait(
+            t,
+            addr,
+            val,
+            timeout_deadline(t, a.ptr(3), true, realtime)?,
+            a.u32(5),
+        ),
         1 => futex::wake(t, addr, val, u32::MAX),
         10 => futex::wake(t, addr, val, a.u32(5)),
         3 => futex::requeue(t, addr, val, a.u32(3), a.ptr(4), None),

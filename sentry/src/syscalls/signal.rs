@@ -17,7 +17,11 @@ pub fn sys_rt_sigaction(t: &mut Task, a: &Args) -> SysResult {
     if a.usize(3) != 8 || !valid(sig) {
         return Err(Errno::EINVAL);
     }
-    let newact = if new != 0 { Some(t.mm.read_obj::<SigAction>(new)?) } else { None };
+    let newact = if new != 0 {
+        Some(t.mm.read_obj::<SigAction>(new)?)
+    } else {
+        None
+    };
     if newact.is_some() && (sig == SIGKILL || sig == SIGSTOP) {
         return Err(Errno::EINVAL);
     }
@@ -86,7 +90,10 @@ fn send_to_pid(t: &mut Task, pid: i32, sig: i32, info: SigInfo) -> SysResult {
     }
     let k = t.k.clone();
     let targets: Vec<_> = if pid > 0 {
-        vec![k.group(pid).filter(|g| g.lock().exit.is_none()).ok_or(Errno::ESRCH)?]
+        vec![k
+            .group(pid)
+            .filter(|g| g.lock().exit.is_none())
+            .ok_or(Errno::ESRCH)?]
     } else {
         let my_pgid = t.h.tg.lock().pgid;
         let groups: Vec<_> = k.procs().groups.values().cloned().collect();
@@ -129,7 +136,13 @@ fn tkill(t: &mut Task, tgid: Option<i32>, tid: i32, sig: i32) -> SysResult {
         return Err(Errno::ESRCH);
     }
     if sig != 0 {
-        let info = SigInfo { signo: sig, code: SI_TKILL, pid: t.tgid(), uid: t.creds.uid, ..SigInfo::default() };
+        let info = SigInfo {
+            signo: sig,
+            code: SI_TKILL,
+            pid: t.tgid(),
+            uid: t.creds.uid,
+            ..SigInfo::default()
+        };
         t.k.signal_task(&th, info);
     }
     Ok(0)
@@ -217,12 +230,20 @@ pub fn sys_sigaltstack(t: &mut Task, a: &Args) -> SysResult {
             return Err(Errno::EINVAL);
         }
         if n.flags & SS_DISABLE != 0 {
-            t.h.sig().altstack = SigStack { flags: SS_DISABLE, ..SigStack::default() };
+            t.h.sig().altstack = SigStack {
+                flags: SS_DISABLE,
+                ..SigStack::default()
+            };
         } else {
             if n.size < 2048 {
                 return Err(Errno::ENOMEM);
             }
-            t.h.sig().altstack = SigStack { sp: n.sp, flags: 0, pad: 0, size: n.size };
+            t.h.sig().altstack = SigStack {
+                sp: n.sp,
+                flags: 0,
+                pad: 0,
+                size: n.size,
+            };
         }
     }
     Ok(0)

@@ -20,7 +20,10 @@ fn now(t: &Task, id: i32) -> Result<Timespec, Errno> {
     if id == 2 || id == 3 {
         // Process / thread CPU time: the sandbox's uptime is a fair upper bound.
         let e = t.h.tg.lock().start.elapsed();
-        return Ok(Timespec { sec: e.as_secs() as i64, nsec: i64::from(e.subsec_nanos()) });
+        return Ok(Timespec {
+            sec: e.as_secs() as i64,
+            nsec: i64::from(e.subsec_nanos()),
+        });
     }
     let (sec, nsec) = crate::sys::clock_gettime(clock_id(id)?);
     Ok(Timespec { sec, nsec })
@@ -43,7 +46,13 @@ pub fn sys_clock_getres(t: &mut Task, a: &Args) -> SysResult {
 pub fn sys_gettimeofday(t: &mut Task, a: &Args) -> SysResult {
     if a.ptr(0) != 0 {
         let ts = now(t, 0)?;
-        t.mm.write_obj(a.ptr(0), &Timeval { sec: ts.sec, usec: ts.nsec / 1000 })?;
+        t.mm.write_obj(
+            a.ptr(0),
+            &Timeval {
+                sec: ts.sec,
+                usec: ts.nsec / 1000,
+            },
+        )?;
     }
     if a.ptr(1) != 0 {
         t.mm.write_obj(a.ptr(1), &[0i32, 0i32])?;
@@ -67,7 +76,13 @@ fn sleep_until(t: &mut Task, deadline: Instant, rem: u64) -> SysResult {
         Err(Errno::ERESTARTSYS) => {
             if rem != 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
-                t.mm.write_obj(rem, &Timespec { sec: left.as_secs() as i64, nsec: i64::from(left.subsec_nanos()) })?;
+                t.mm.write_obj(
+                    rem,
+                    &Timespec {
+                        sec: left.as_secs() as i64,
+                        nsec: i64::from(left.subsec_nanos()),
+                    },
+                )?;
             }
             Err(Errno::EINTR)
         }
@@ -130,11 +145,18 @@ pub fn sys_sched_setaffinity(_t: &mut Task, _a: &Args) -> SysResult {
 }
 pub fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> SysResult {
     let size = a.usize(1);
-    if size < 8 || size % 8 != 0 {
+    if size < 8 || !size.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(64);
-    let mask: u64 = if cpus == 64 { u64::MAX } else { (1u64 << cpus) - 1 };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(64);
+    let mask: u64 = if cpus == 64 {
+        u64::MAX
+    } else {
+        (1u64 << cpus) - 1
+    };
     t.mm.write_obj(a.ptr(2), &mask)?;
     Ok(8)
 }
@@ -144,24 +166,36 @@ fn arm_real(t: &Task, after: Option<Duration>) -> Duration {
     let tg = t.h.tg.clone();
     let k = t.k.clone();
     let mut slot = tg.alarm.lock().unwrap_or_else(|e| e.into_inner());
-    let left = slot.as_ref().map(|(d, _)| d.saturating_duration_since(Instant::now())).unwrap_or_default();
+    let left = slot
+        .as_ref()
+        .map(|(d, _)| d.saturating_duration_since(Instant::now()))
+        .unwrap_or_default();
     *slot = None;
     if let Some(after) = after.filter(|d| !d.is_zero()) {
         let deadline = Instant::now() + after;
-        let gen = tg.alarm_gen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let gen = tg
+            .alarm_gen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         *slot = Some((deadline, gen));
         let tg2 = tg.clone();
-        let _ = std::thread::Builder::new().name("alarm".into()).spawn(move || {
-            std::thread::sleep(after);
-            let mut s = tg2.alarm.lock().unwrap_or_else(|e| e.into_inner());
-            if s.is_some_and(|(_, g)| g == gen) {
-                *s = None;
-                drop(s);
-                k.signal_group(&tg2, crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGALRM));
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("alarm".into())
+            .spawn(move || {
+                std::thread::sleep(after);
+                let mut s = tg2.alarm.lock().unwrap_or_else(|e| e.into_inner());
+                if s.is_some_and(|(_, g)| g == gen) {
+                    *s = None;
+                    drop(s);
+                    k.signal_group(
+                        &tg2,
+                        crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGALRM),
+                    );
+                }
+            });
     } else {
-        tg.alarm_gen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tg.alarm_gen
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     left
 }
@@ -178,13 +212,22 @@ pub fn sys_setitimer(t: &mut Task, a: &Args) -> SysResult {
     }
     let new = if a.ptr(1) != 0 {
         let v: [Timeval; 2] = [t.mm.read_obj(a.ptr(1))?, t.mm.read_obj(a.ptr(1) + 16)?];
-        Some(Duration::from_secs(v[1].sec.max(0) as u64) + Duration::from_micros(v[1].usec.max(0) as u64))
+        Some(
+            Duration::from_secs(v[1].sec.max(0) as u64)
+                + Duration::from_micros(v[1].usec.max(0) as u64),
+        )
     } else {
         None
     };
     let left = arm_real(t, new);
     if a.ptr(2) != 0 {
-        let old = [Timeval::default(), Timeval { sec: left.as_secs() as i64, usec: i64::from(left.subsec_micros()) }];
+        let old = [
+            Timeval::default(),
+            Timeval {
+                sec: left.as_secs() as i64,
+                usec: i64::from(left.subsec_micros()),
+            },
+        ];
         t.mm.write_obj(a.ptr(2), &old[0])?;
         t.mm.write_obj(a.ptr(2) + 16, &old[1])?;
     }
@@ -195,15 +238,20 @@ pub fn sys_getitimer(t: &mut Task, a: &Args) -> SysResult {
     if a.i32(0) != 0 {
         return Err(Errno::EINVAL);
     }
-    let left = t
-        .h
-        .tg
-        .alarm
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .map(|(d, _)| d.saturating_duration_since(Instant::now()))
-        .unwrap_or_default();
+    let left =
+        t.h.tg
+            .alarm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(d, _)| d.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
     t.mm.write_obj(a.ptr(1), &Timeval::default())?;
-    t.mm.write_obj(a.ptr(1) + 16, &Timeval { sec: left.as_secs() as i64, usec: i64::from(left.subsec_micros()) })?;
+    t.mm.write_obj(
+        a.ptr(1) + 16,
+        &Timeval {
+            sec: left.as_secs() as i64,
+            usec: i64::from(left.subsec_micros()),
+        },
+    )?;
     Ok(0)
 }

@@ -45,7 +45,13 @@ impl FdTable {
     }
 
     /// Installs at the lowest free fd >= `min`, below `limit`.
-    pub fn install(&mut self, file: Arc<File>, cloexec: bool, min: usize, limit: usize) -> Result<i32, Errno> {
+    pub fn install(
+        &mut self,
+        file: Arc<File>,
+        cloexec: bool,
+        min: usize,
+        limit: usize,
+    ) -> Result<i32, Errno> {
         let mut i = min;
         while i < self.slots.len() && self.slots[i].is_some() {
             i += 1;
@@ -61,7 +67,13 @@ impl FdTable {
     }
 
     /// Installs at exactly `fd`, closing what was there; returns the old file.
-    pub fn install_at(&mut self, fd: i32, file: Arc<File>, cloexec: bool, limit: usize) -> Result<Option<Arc<File>>, Errno> {
+    pub fn install_at(
+        &mut self,
+        fd: i32,
+        file: Arc<File>,
+        cloexec: bool,
+        limit: usize,
+    ) -> Result<Option<Arc<File>>, Errno> {
         let i = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
         if i >= limit {
             return Err(Errno::EBADF);
@@ -69,7 +81,9 @@ impl FdTable {
         if i >= self.slots.len() {
             self.slots.resize(i + 1, None);
         }
-        Ok(self.slots[i].replace(Slot { file, cloexec }).map(|s| s.file))
+        Ok(self.slots[i]
+            .replace(Slot { file, cloexec })
+            .map(|s| s.file))
     }
 
     pub fn remove(&mut self, fd: i32) -> Option<Arc<File>> {
@@ -88,7 +102,12 @@ impl FdTable {
 
     /// Open fd numbers, ascending.
     pub fn fds(&self) -> Vec<i32> {
-        self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as i32).collect()
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as i32)
+            .collect()
     }
 
     pub fn close_range(&mut self, lo: u32, hi: u32, cloexec_only: bool) {

@@ -50,7 +50,11 @@ pub struct Io<'a> {
 impl Io<'_> {
     /// Calls `ready` until it yields a value, sleeping on `q` in between; EAGAIN when
     /// non-blocking, ERESTARTSYS when a signal or exit interrupts the wait.
-    pub fn block<T>(&self, q: &WaitQueue, mut ready: impl FnMut() -> Result<Option<T>, Errno>) -> Result<T, Errno> {
+    pub fn block<T>(
+        &self,
+        q: &WaitQueue,
+        mut ready: impl FnMut() -> Result<Option<T>, Errno>,
+    ) -> Result<T, Errno> {
         if let Some(v) = ready()? {
             return Ok(v);
         }
@@ -134,7 +138,12 @@ pub struct File {
 }
 
 impl File {
-    pub fn new(ops: Arc<dyn FileOps>, inode: Option<InodeRef>, path: Option<VPath>, flags: u32) -> Arc<File> {
+    pub fn new(
+        ops: Arc<dyn FileOps>,
+        inode: Option<InodeRef>,
+        path: Option<VPath>,
+        flags: u32,
+    ) -> Arc<File> {
         Arc::new(File {
             ops,
             inode,
@@ -151,7 +160,8 @@ impl File {
     pub fn set_status_flags(&self, f: u32) {
         let keep = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
         let old = self.flags();
-        self.flags.store((old & !keep) | (f & keep), Ordering::Relaxed);
+        self.flags
+            .store((old & !keep) | (f & keep), Ordering::Relaxed);
     }
     pub fn readable(&self) -> bool {
         let a = self.flags() & O_ACCMODE;

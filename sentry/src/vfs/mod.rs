@@ -47,11 +47,20 @@ pub struct DirEntry {
 /// What to create in a directory.
 #[derive(Debug, Clone)]
 pub enum NewNode {
-    File { mode: u32 },
-    Dir { mode: u32 },
-    Symlink { target: Vec<u8> },
+    File {
+        mode: u32,
+    },
+    Dir {
+        mode: u32,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
     /// A fifo, socket or device node (`mode` has the type bits).
-    Node { mode: u32, rdev: u64 },
+    Node {
+        mode: u32,
+        rdev: u64,
+    },
 }
 
 /// Attribute changes (chmod, chown, truncate, utimes).
@@ -100,7 +109,13 @@ pub trait Inode: Send + Sync + Any {
         Err(Errno::ENOTDIR)
     }
     /// Renames `old` in this directory to `new` in `new_dir` (same filesystem, else EXDEV).
-    fn rename(&self, _old: &[u8], _new_dir: &InodeRef, _new: &[u8], _flags: u32) -> Result<(), Errno> {
+    fn rename(
+        &self,
+        _old: &[u8],
+        _new_dir: &InodeRef,
+        _new: &[u8],
+        _flags: u32,
+    ) -> Result<(), Errno> {
         Err(Errno::EXDEV)
     }
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
@@ -112,7 +127,12 @@ pub trait Inode: Send + Sync + Any {
     /// Opens the node; `me` is this inode's own Arc.
     fn open(&self, me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
     fn statfs(&self) -> Result<FsStat, Errno> {
-        Ok(FsStat { kind: 0x0102_1994, bsize: 4096, namelen: 255, ..FsStat::default() })
+        Ok(FsStat {
+            kind: 0x0102_1994,
+            bsize: 4096,
+            namelen: 255,
+            ..FsStat::default()
+        })
     }
     /// Whether dentries of this directory's children may be cached (false for /proc).
     fn cacheable(&self) -> bool {
@@ -155,7 +175,10 @@ impl Dentry {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     pub fn parent(&self) -> Option<Arc<Dentry>> {
-        self.parent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.parent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The child called `name`, from the cache or the inode.
@@ -186,12 +209,19 @@ impl Dentry {
 
     /// Forgets a cached child (after unlink, rename, or a failed revalidation).
     pub fn forget(&self, name: &[u8]) {
-        self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 
     /// Moves a cached child to `new_parent` under `new_name` (after a rename).
     pub fn moved(self: &Arc<Self>, name: &[u8], new_parent: &Arc<Dentry>, new_name: &[u8]) {
-        let d = self.children.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        let d = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         new_parent.forget(new_name);
         if let Some(d) = d {
             *d.name.lock().unwrap_or_else(|e| e.into_inner()) = new_name.to_vec();
@@ -266,12 +296,26 @@ impl Vfs {
             source: source.to_vec(),
             readonly,
         });
-        let root = VPath { mnt: m.clone(), d: m.root.clone() };
-        Vfs { mounts: RwLock::new(HashMap::new()), all: RwLock::new(vec![m]), root }
+        let root = VPath {
+            mnt: m.clone(),
+            d: m.root.clone(),
+        };
+        Vfs {
+            mounts: RwLock::new(HashMap::new()),
+            all: RwLock::new(vec![m]),
+            root,
+        }
     }
 
     /// Mounts `inode` on `at` (which must be a directory).
-    pub fn mount(&self, at: &VPath, inode: InodeRef, fstype: &'static str, source: &[u8], readonly: bool) -> Result<(), Errno> {
+    pub fn mount(
+        &self,
+        at: &VPath,
+        inode: InodeRef,
+        fstype: &'static str,
+        source: &[u8],
+        readonly: bool,
+    ) -> Result<(), Errno> {
         if at.d.inode.kind() != S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
@@ -284,7 +328,10 @@ impl Vfs {
             source: source.to_vec(),
             readonly,
         });
-        self.mounts.write().unwrap_or_else(|e| e.into_inner()).insert((at.mnt.id, at.d.id), m.clone());
+        self.mounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((at.mnt.id, at.d.id), m.clone());
         self.all.write().unwrap_or_else(|e| e.into_inner()).push(m);
         Ok(())
     }
@@ -301,7 +348,10 @@ impl Vfs {
     fn cross_mounts(&self, mut p: VPath) -> VPath {
         let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
         while let Some(m) = mounts.get(&(p.mnt.id, p.d.id)) {
-            p = VPath { mnt: m.clone(), d: m.root.clone() };
+            p = VPath {
+                mnt: m.clone(),
+                d: m.root.clone(),
+            };
         }
         p
     }
@@ -313,7 +363,12 @@ impl Vfs {
         let mut p = p.clone();
         while Arc::ptr_eq(&p.d, &p.mnt.root) {
             match &p.mnt.parent {
-                Some((m, d)) => p = VPath { mnt: m.clone(), d: d.clone() },
+                Some((m, d)) => {
+                    p = VPath {
+                        mnt: m.clone(),
+                        d: d.clone(),
+                    }
+                }
                 None => return p,
             }
             if p.same(root) {
@@ -321,26 +376,51 @@ impl Vfs {
             }
         }
         match p.d.parent() {
-            Some(d) => VPath { mnt: p.mnt.clone(), d },
+            Some(d) => VPath {
+                mnt: p.mnt.clone(),
+                d,
+            },
             None => p,
         }
     }
 
     /// Walks `path` from `start` (or the root for absolute paths).
-    pub fn walk(&self, t: &crate::kernel::Task, ctx: &FsContext, start: &VPath, path: &[u8], follow: Follow) -> Result<VPath, Errno> {
+    pub fn walk(
+        &self,
+        t: &crate::kernel::Task,
+        ctx: &FsContext,
+        start: &VPath,
+        path: &[u8],
+        follow: Follow,
+    ) -> Result<VPath, Errno> {
         let mut budget = MAX_SYMLINKS;
         self.walk_inner(t, ctx, start, path, follow, &mut budget)
     }
 
-    fn walk_inner(&self, t: &crate::kernel::Task, ctx: &FsContext, start: &VPath, path: &[u8], follow: Follow, budget: &mut u32) -> Result<VPath, Errno> {
+    fn walk_inner(
+        &self,
+        t: &crate::kernel::Task,
+        ctx: &FsContext,
+        start: &VPath,
+        path: &[u8],
+        follow: Follow,
+        budget: &mut u32,
+    ) -> Result<VPath, Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
         if path.len() > 4096 {
             return Err(Errno::ENAMETOOLONG);
         }
-        let mut cur = if path[0] == b'/' { ctx.root.clone() } else { start.clone() };
-        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        let mut cur = if path[0] == b'/' {
+            ctx.root.clone()
+        } else {
+            start.clone()
+        };
+        let comps: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
         let trailing_slash = path.ends_with(b"/");
         for (i, c) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
@@ -358,7 +438,10 @@ impl Vfs {
                 continue;
             }
             let d = cur.d.child(c)?;
-            let next = self.cross_mounts(VPath { mnt: cur.mnt.clone(), d });
+            let next = self.cross_mounts(VPath {
+                mnt: cur.mnt.clone(),
+                d,
+            });
             let kind = next.d.inode.kind();
             if kind == S_IFLNK && (!last || follow == Follow::Yes || trailing_slash) {
                 if *budget == 0 {
@@ -383,7 +466,13 @@ impl Vfs {
 
     /// Walks to the parent of `path`'s last component; returns it and the last name
     /// (which may be "." or ".." — callers reject those where Linux does).
-    pub fn walk_parent(&self, t: &crate::kernel::Task, ctx: &FsContext, start: &VPath, path: &[u8]) -> Result<(VPath, Vec<u8>), Errno> {
+    pub fn walk_parent(
+        &self,
+        t: &crate::kernel::Task,
+        ctx: &FsContext,
+        start: &VPath,
+        path: &[u8],
+    ) -> Result<(VPath, Vec<u8>), Errno> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
         }
@@ -420,7 +509,10 @@ impl Vfs {
             if Arc::ptr_eq(&cur.d, &cur.mnt.root) {
                 match &cur.mnt.parent {
                     Some((m, d)) => {
-                        cur = VPath { mnt: m.clone(), d: d.clone() };
+                        cur = VPath {
+                            mnt: m.clone(),
+                            d: d.clone(),
+                        };
                         continue;
                     }
                     None => break,
@@ -428,7 +520,12 @@ impl Vfs {
             }
             parts.push(cur.d.name());
             match cur.d.parent() {
-                Some(d) => cur = VPath { mnt: cur.mnt.clone(), d },
+                Some(d) => {
+                    cur = VPath {
+                        mnt: cur.mnt.clone(),
+                        d,
+                    }
+                }
                 None => break,
             }
         }
@@ -445,7 +542,17 @@ impl Vfs {
 }
 
 /// Fills the fields of a Stat from a mode etc. (helper for in-memory filesystems).
-pub fn make_stat(ino: u64, mode: u32, nlink: u64, uid: u32, gid: u32, size: u64, rdev: u64, times: [(i64, u64); 3]) -> Stat {
+#[allow(clippy::too_many_arguments)]
+pub fn make_stat(
+    ino: u64,
+    mode: u32,
+    nlink: u64,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    rdev: u64,
+    times: [(i64, u64); 3],
+) -> Stat {
     Stat {
         dev: 0x2f,
         ino,

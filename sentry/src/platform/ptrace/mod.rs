@@ -33,7 +33,11 @@ impl Platform for Ptrace {
 
     fn adopt(&self, seed: Seed) -> Result<Box<dyn PlatformThread>, PlatformError> {
         sys::seize(seed.pid)?;
-        Ok(Box::new(PtraceThread::new(seed.pid, seed.leader, self.memfd)))
+        Ok(Box::new(PtraceThread::new(
+            seed.pid,
+            seed.leader,
+            self.memfd,
+        )))
     }
 
     fn reap(&self) {
@@ -42,7 +46,10 @@ impl Platform for Ptrace {
 
     fn layout(&self) -> Layout {
         let base = sys::stub_base();
-        Layout { top: sys::TASK_TOP, reserved: (base, base + sys::PAGE) }
+        Layout {
+            top: sys::TASK_TOP,
+            reserved: (base, base + sys::PAGE),
+        }
     }
 }
 
@@ -59,7 +66,13 @@ pub struct PtraceThread {
 
 impl PtraceThread {
     fn new(pid: i32, leader: i32, memfd: RawFd) -> Self {
-        PtraceThread { pid, leader, memfd, scratch: Regs::default(), dead: false }
+        PtraceThread {
+            pid,
+            leader,
+            memfd,
+            scratch: Regs::default(),
+            dead: false,
+        }
     }
 
     /// Runs one host syscall in the stub (which must be stopped) and returns its result.
@@ -86,7 +99,15 @@ impl PtraceThread {
                 let mut rr = Regs::default();
                 let _ = sys::get_regs(self.pid, &mut rr);
                 let si = sys::get_siginfo(self.pid).ok();
-                tracing::trace!(pid = self.pid, nr, ?st, rip = rr.rip, ?si, base = sys::stub_base(), "inject stop");
+                tracing::trace!(
+                    pid = self.pid,
+                    nr,
+                    ?st,
+                    rip = rr.rip,
+                    ?si,
+                    base = sys::stub_base(),
+                    "inject stop"
+                );
             }
             match st {
                 Stop::Signal(libc::SIGTRAP) => break,
@@ -103,10 +124,18 @@ impl PtraceThread {
         Ok(after.rax as i64)
     }
 
-    fn inject_ok(&mut self, what: &'static str, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
+    fn inject_ok(
+        &mut self,
+        what: &'static str,
+        nr: i64,
+        args: [u64; 6],
+    ) -> Result<i64, PlatformError> {
         let r = self.inject(nr, args, sys::OFF_SYSCALL)?;
         if (-4095..0).contains(&r) {
-            return Err(PlatformError::Injected { what, errno: (-r) as i32 });
+            return Err(PlatformError::Injected {
+                what,
+                errno: (-r) as i32,
+            });
         }
         Ok(r)
     }
@@ -150,12 +179,17 @@ impl PlatformThread for PtraceThread {
     }
 
     fn unmap(&mut self, addr: u64, len: u64) -> Result<(), PlatformError> {
-        self.inject_ok("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0]).map(|_| ())
+        self.inject_ok("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+            .map(|_| ())
     }
 
     fn protect(&mut self, addr: u64, len: u64, prot: i32) -> Result<(), PlatformError> {
-        self.inject_ok("mprotect", libc::SYS_mprotect, [addr, len, prot as u64, 0, 0, 0])
-            .map(|_| ())
+        self.inject_ok(
+            "mprotect",
+            libc::SYS_mprotect,
+            [addr, len, prot as u64, 0, 0, 0],
+        )
+        .map(|_| ())
     }
 
     fn new_sibling(&mut self) -> Result<Seed, PlatformError> {
@@ -165,11 +199,21 @@ impl PlatformThread for PtraceThread {
             | libc::CLONE_FILES
             | libc::CLONE_FS
             | libc::CLONE_UNTRACED;
-        let r = self.inject(libc::SYS_clone, [flags as u64, 0, 0, 0, 0, 0], sys::OFF_CLONE)?;
+        let r = self.inject(
+            libc::SYS_clone,
+            [flags as u64, 0, 0, 0, 0, 0],
+            sys::OFF_CLONE,
+        )?;
         if r < 0 {
-            return Err(PlatformError::Injected { what: "clone", errno: (-r) as i32 });
+            return Err(PlatformError::Injected {
+                what: "clone",
+                errno: (-r) as i32,
+            });
         }
-        Ok(Seed { pid: r as i32, leader: self.leader })
+        Ok(Seed {
+            pid: r as i32,
+            leader: self.leader,
+        })
     }
 
     fn get_fpstate(&mut self) -> Result<Vec<u8>, PlatformError> {

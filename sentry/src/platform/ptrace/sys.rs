@@ -19,7 +19,10 @@ pub const OFF_SYSCALL: u64 = 64;
 pub const OFF_CLONE: u64 = 80;
 
 fn last_err(op: &'static str) -> super::super::PlatformError {
-    super::super::PlatformError::Host { op, source: io::Error::last_os_error() }
+    super::super::PlatformError::Host {
+        op,
+        source: io::Error::last_os_error(),
+    }
 }
 
 /// The stub page: mapped once in the sentry (so every forked stub inherits it), read+exec.
@@ -40,7 +43,7 @@ fn stub_code(base: u64) -> Vec<u8> {
     entry.extend_from_slice(&[0x48, 0xbe]); // mov rsi, imm64
     entry.extend_from_slice(&base.to_le_bytes());
     entry.extend_from_slice(&[0x0f, 0x05]); // syscall
-    // munmap(base + PAGE, TASK_TOP - base - PAGE)
+                                            // munmap(base + PAGE, TASK_TOP - base - PAGE)
     entry.extend_from_slice(&[0x48, 0xc7, 0xc0, 0x0b, 0, 0, 0]);
     entry.extend_from_slice(&[0x48, 0xbf]); // mov rdi, imm64
     entry.extend_from_slice(&(base + PAGE).to_le_bytes());
@@ -175,7 +178,10 @@ pub fn wait(pid: i32) -> Result<Stop, super::super::PlatformError> {
             if e.raw_os_error() == Some(libc::ECHILD) {
                 return Ok(Stop::Gone);
             }
-            return Err(super::super::PlatformError::Host { op: "waitpid", source: e });
+            return Err(super::super::PlatformError::Host {
+                op: "waitpid",
+                source: e,
+            });
         }
         break;
     }
@@ -216,7 +222,11 @@ pub fn set_regs(pid: i32, regs: &Regs) -> Result<(), super::super::PlatformError
 
 /// Resumes with PTRACE_SYSEMU (next syscall stops without running) or PTRACE_CONT.
 pub fn resume(pid: i32, sysemu: bool) -> Result<(), super::super::PlatformError> {
-    let req = if sysemu { libc::PTRACE_SYSEMU } else { libc::PTRACE_CONT };
+    let req = if sysemu {
+        libc::PTRACE_SYSEMU
+    } else {
+        libc::PTRACE_CONT
+    };
     // SAFETY: resuming requests take no pointers; data 0 suppresses any pending signal.
     if unsafe { libc::ptrace(req, pid, 0, 0) } != 0 {
         return Err(last_err("ptrace resume"));
@@ -229,8 +239,14 @@ pub fn get_siginfo(pid: i32) -> Result<(i32, i32, u64), super::super::PlatformEr
     // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
     let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: `si` is a valid, writable siginfo_t.
-    if unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, pid, 0, &mut si as *mut libc::siginfo_t) }
-        != 0
+    if unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            pid,
+            0,
+            &mut si as *mut libc::siginfo_t,
+        )
+    } != 0
     {
         return Err(last_err("PTRACE_GETSIGINFO"));
     }
@@ -246,10 +262,18 @@ pub const XSTATE_MAX: usize = 8192;
 
 pub fn get_xstate(pid: i32) -> Result<Vec<u8>, super::super::PlatformError> {
     let mut buf = vec![0u8; XSTATE_MAX];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: `iov` describes `buf`, which is writable for its whole length.
     let r = unsafe {
-        libc::ptrace(libc::PTRACE_GETREGSET, pid, NT_X86_XSTATE, &mut iov as *mut libc::iovec)
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            pid,
+            NT_X86_XSTATE,
+            &mut iov as *mut libc::iovec,
+        )
     };
     if r != 0 {
         return Err(last_err("PTRACE_GETREGSET xstate"));
@@ -259,10 +283,18 @@ pub fn get_xstate(pid: i32) -> Result<Vec<u8>, super::super::PlatformError> {
 }
 
 pub fn set_xstate(pid: i32, state: &[u8]) -> Result<(), super::super::PlatformError> {
-    let mut iov = libc::iovec { iov_base: state.as_ptr() as *mut libc::c_void, iov_len: state.len() };
+    let mut iov = libc::iovec {
+        iov_base: state.as_ptr() as *mut libc::c_void,
+        iov_len: state.len(),
+    };
     // SAFETY: `iov` describes `state`, which the kernel only reads.
     let r = unsafe {
-        libc::ptrace(libc::PTRACE_SETREGSET, pid, NT_X86_XSTATE, &mut iov as *mut libc::iovec)
+        libc::ptrace(
+            libc::PTRACE_SETREGSET,
+            pid,
+            NT_X86_XSTATE,
+            &mut iov as *mut libc::iovec,
+        )
     };
     if r != 0 {
         return Err(last_err("PTRACE_SETREGSET xstate"));

@@ -98,7 +98,14 @@ pub fn build() -> Result<InodeRef, Errno> {
         ("tty", dev(5, 0)),
     ];
     for (name, rdev) in nodes {
-        root.create(name.as_bytes(), NewNode::Node { mode: S_IFCHR | 0o666, rdev }, (0, 0))?;
+        root.create(
+            name.as_bytes(),
+            NewNode::Node {
+                mode: S_IFCHR | 0o666,
+                rdev,
+            },
+            (0, 0),
+        )?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -106,7 +113,13 @@ pub fn build() -> Result<InodeRef, Errno> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        root.create(name.as_bytes(), NewNode::Symlink { target: target.as_bytes().to_vec() }, (0, 0))?;
+        root.create(
+            name.as_bytes(),
+            NewNode::Symlink {
+                target: target.as_bytes().to_vec(),
+            },
+            (0, 0),
+        )?;
     }
     root.create(b"shm", NewNode::Dir { mode: 0o1777 }, (0, 0))?;
     root.create(b"pts", NewNode::Dir { mode: 0o755 }, (0, 0))?;

@@ -38,7 +38,13 @@ impl Epoll {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn ctl(&self, op: i32, fd: i32, file: &Arc<File>, ev: Option<EpollEvent>) -> Result<(), Errno> {
+    pub fn ctl(
+        &self,
+        op: i32,
+        fd: i32,
+        file: &Arc<File>,
+        ev: Option<EpollEvent>,
+    ) -> Result<(), Errno> {
         let mut items = self.lock();
         match op {
             1 => {
@@ -46,7 +52,16 @@ impl Epoll {
                     return Err(Errno::EEXIST);
                 }
                 let ev = ev.ok_or(Errno::EFAULT)?;
-                items.insert(fd, Interest { file: file.clone(), events: ev.events, data: ev.data, last: 0, disabled: false });
+                items.insert(
+                    fd,
+                    Interest {
+                        file: file.clone(),
+                        events: ev.events,
+                        data: ev.data,
+                        last: 0,
+                        disabled: false,
+                    },
+                );
             }
             2 => {
                 items.remove(&fd).ok_or(Errno::ENOENT)?;
@@ -96,7 +111,10 @@ impl Epoll {
             if ready == 0 {
                 continue;
             }
-            out.push(EpollEvent { events: ready, data: it.data });
+            out.push(EpollEvent {
+                events: ready,
+                data: it.data,
+            });
             if it.events & EPOLLONESHOT != 0 {
                 it.disabled = true;
             }
@@ -111,7 +129,9 @@ impl FileOps for Epoll {
     }
     fn poll(&self) -> u32 {
         let items = self.lock();
-        let any = items.values().any(|it| !it.disabled && it.file.ops.poll() & it.events != 0);
+        let any = items
+            .values()
+            .any(|it| !it.disabled && it.file.ops.poll() & it.events != 0);
         if any {
             POLLIN
         } else {

@@ -14,7 +14,11 @@ pub struct EventFd {
 
 impl EventFd {
     pub fn new(init: u64, semaphore: bool) -> EventFd {
-        EventFd { count: Mutex::new(init), semaphore, queue: WaitQueue::default() }
+        EventFd {
+            count: Mutex::new(init),
+            semaphore,
+            queue: WaitQueue::default(),
+        }
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
         self.count.lock().unwrap_or_else(|e| e.into_inner())

@@ -10,7 +10,9 @@ use moat_proto::gofer::{setattr as sa, Attr, Reply, Request};
 use crate::abi::{Errno, Stat};
 use crate::mm::{MapSource, MemFile};
 use crate::vfs::file::*;
-use crate::vfs::{next_id, DirEntry, FsStat, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::vfs::{
+    next_id, DirEntry, FsStat, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFLNK, S_IFMT,
+};
 
 /// One gofer connection seen as a filesystem.
 pub struct GoferFs {
@@ -20,7 +22,10 @@ pub struct GoferFs {
 
 impl GoferFs {
     pub fn new(client: Arc<GoferClient>) -> Arc<GoferFs> {
-        Arc::new(GoferFs { client, id: next_id() })
+        Arc::new(GoferFs {
+            client,
+            id: next_id(),
+        })
     }
 
     fn call(&self, req: &Request) -> Result<(Reply, Option<OwnedFd>), Errno> {
@@ -94,22 +99,36 @@ impl GoferInode {
         p
     }
     fn arc(&self) -> Option<Arc<GoferInode>> {
-        self.me.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|w| w.upgrade())
+        self.me
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|w| w.upgrade())
     }
     fn make_child(&self, name: &[u8], kind: u32) -> InodeRef {
         let parent = self.arc();
-        let c = Arc::new(GoferInode { fs: self.fs.clone(), parent, name: Mutex::new(name.to_vec()), kind, me: Mutex::new(None) });
+        let c = Arc::new(GoferInode {
+            fs: self.fs.clone(),
+            parent,
+            name: Mutex::new(name.to_vec()),
+            kind,
+            me: Mutex::new(None),
+        });
         *c.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&c));
         c
     }
     /// Opens the file read-only and reads it whole (overlay copy-up).
     pub fn contents(&self) -> Result<Vec<u8>, Errno> {
-        let (_, fd) = self.fs.call(&Request::Open { path: self.path(), flags: O_RDONLY })?;
+        let (_, fd) = self.fs.call(&Request::Open {
+            path: self.path(),
+            flags: O_RDONLY,
+        })?;
         let fd = fd.ok_or(Errno::EIO)?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = crate::sys::pread(fd.as_fd(), &mut buf, out.len() as u64).map_err(|e| Errno::from_host(&e))?;
+            let n = crate::sys::pread(fd.as_fd(), &mut buf, out.len() as u64)
+                .map_err(|e| Errno::from_host(&e))?;
             if n == 0 {
                 return Ok(out);
             }
@@ -120,18 +139,29 @@ impl GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        self.fs.attr(&Request::Stat { path: self.path() }).map(|a| to_stat(&a))
+        self.fs
+            .attr(&Request::Stat { path: self.path() })
+            .map(|a| to_stat(&a))
     }
     fn kind(&self) -> u32 {
         self.kind
     }
     fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
-        let a = self.fs.attr(&Request::Stat { path: self.child_path(name) })?;
+        let a = self.fs.attr(&Request::Stat {
+            path: self.child_path(name),
+        })?;
         Ok(self.make_child(name, a.mode & S_IFMT))
     }
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
         match self.fs.call(&Request::ReadDir { path: self.path() })?.0 {
-            Reply::Dirents(v) => Ok(v.into_iter().map(|d| DirEntry { ino: d.ino, kind: d.kind, name: d.name }).collect()),
+            Reply::Dirents(v) => Ok(v
+                .into_iter()
+                .map(|d| DirEntry {
+                    ino: d.ino,
+                    kind: d.kind,
+                    name: d.name,
+                })
+                .collect()),
             _ => Err(Errno::EIO),
         }
     }
@@ -141,35 +171,85 @@ impl Inode for GoferInode {
         let name_v = name.to_vec();
         let kind = match node {
             NewNode::File { mode } => {
-                self.fs.call(&Request::Create { dir, name: name_v, flags: O_RDWR, mode, uid, gid })?;
+                self.fs.call(&Request::Create {
+                    dir,
+                    name: name_v,
+                    flags: O_RDWR,
+                    mode,
+                    uid,
+                    gid,
+                })?;
                 crate::vfs::S_IFREG
             }
             NewNode::Dir { mode } => {
-                self.fs.call(&Request::Mkdir { dir, name: name_v, mode, uid, gid })?;
+                self.fs.call(&Request::Mkdir {
+                    dir,
+                    name: name_v,
+                    mode,
+                    uid,
+                    gid,
+                })?;
                 S_IFDIR
             }
             NewNode::Symlink { target } => {
-                self.fs.call(&Request::Symlink { dir, name: name_v, target, uid, gid })?;
+                self.fs.call(&Request::Symlink {
+                    dir,
+                    name: name_v,
+                    target,
+                    uid,
+                    gid,
+                })?;
                 S_IFLNK
             }
             NewNode::Node { mode, rdev } => {
-                self.fs.call(&Request::Mknod { dir, name: name_v, mode, rdev, uid, gid })?;
+                self.fs.call(&Request::Mknod {
+                    dir,
+                    name: name_v,
+                    mode,
+                    rdev,
+                    uid,
+                    gid,
+                })?;
                 mode & S_IFMT
             }
         };
         Ok(self.make_child(name, kind))
     }
     fn link(&self, name: &[u8], target: &InodeRef) -> Result<(), Errno> {
-        let t = target.as_any().downcast_ref::<GoferInode>().ok_or(Errno::EXDEV)?;
-        self.fs.call(&Request::Link { old: t.path(), dir: self.path(), name: name.to_vec() }).map(|_| ())
+        let t = target
+            .as_any()
+            .downcast_ref::<GoferInode>()
+            .ok_or(Errno::EXDEV)?;
+        self.fs
+            .call(&Request::Link {
+                old: t.path(),
+                dir: self.path(),
+                name: name.to_vec(),
+            })
+            .map(|_| ())
     }
     fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
-        self.fs.call(&Request::Unlink { dir: self.path(), name: name.to_vec(), rmdir: dir }).map(|_| ())
+        self.fs
+            .call(&Request::Unlink {
+                dir: self.path(),
+                name: name.to_vec(),
+                rmdir: dir,
+            })
+            .map(|_| ())
     }
     fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8], flags: u32) -> Result<(), Errno> {
-        let nd = new_dir.as_any().downcast_ref::<GoferInode>().ok_or(Errno::EXDEV)?;
+        let nd = new_dir
+            .as_any()
+            .downcast_ref::<GoferInode>()
+            .ok_or(Errno::EXDEV)?;
         self.fs
-            .call(&Request::Rename { old_dir: self.path(), old_name: old.to_vec(), new_dir: nd.path(), new_name: new.to_vec(), flags })
+            .call(&Request::Rename {
+                old_dir: self.path(),
+                old_name: old.to_vec(),
+                new_dir: nd.path(),
+                new_name: new.to_vec(),
+                flags,
+            })
             .map(|_| ())
     }
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
@@ -228,8 +308,13 @@ impl Inode for GoferInode {
         }
         let acc = flags & O_ACCMODE;
         let f = acc | (flags & O_DIRECTORY);
-        let (_, fd) = self.fs.call(&Request::Open { path: self.path(), flags: f })?;
-        Ok(Arc::new(HostFile { fd: Arc::new(fd.ok_or(Errno::EIO)?) }))
+        let (_, fd) = self.fs.call(&Request::Open {
+            path: self.path(),
+            flags: f,
+        })?;
+        Ok(Arc::new(HostFile {
+            fd: Arc::new(fd.ok_or(Errno::EIO)?),
+        }))
     }
     fn statfs(&self) -> Result<FsStat, Errno> {
         match self.fs.call(&Request::StatFs { path: self.path() })?.0 {
@@ -257,7 +342,13 @@ impl Inode for GoferInode {
 /// Makes the root's self link (children hold their parent strongly).
 pub fn root_inode(fs: &Arc<GoferFs>) -> Result<InodeRef, Errno> {
     let attr = fs.attr(&Request::Stat { path: Vec::new() })?;
-    let r = Arc::new(GoferInode { fs: fs.clone(), parent: None, name: Mutex::new(Vec::new()), kind: attr.mode & S_IFMT, me: Mutex::new(None) });
+    let r = Arc::new(GoferInode {
+        fs: fs.clone(),
+        parent: None,
+        name: Mutex::new(Vec::new()),
+        kind: attr.mode & S_IFMT,
+        me: Mutex::new(None),
+    });
     *r.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&r));
     Ok(r)
 }
@@ -283,13 +374,17 @@ impl FileOps for HostFile {
         crate::sys::pwrite(self.fd.as_fd(), buf, off).map_err(|e| Errno::from_host(&e))
     }
     fn size(&self) -> Option<u64> {
-        crate::sys::fstat(self.fd.as_fd()).ok().map(|s| s.st_size as u64)
+        crate::sys::fstat(self.fd.as_fd())
+            .ok()
+            .map(|s| s.st_size as u64)
     }
     fn fsync(&self) -> Result<(), Errno> {
         crate::sys::fsync(self.fd.as_fd()).map_err(|e| Errno::from_host(&e))
     }
     fn map_source(&self) -> Option<Arc<dyn MapSource>> {
-        Some(Arc::new(HostMap { fd: self.fd.clone() }))
+        Some(Arc::new(HostMap {
+            fd: self.fd.clone(),
+        }))
     }
 }
 
@@ -314,16 +409,23 @@ impl MapSource for HostMap {
         Ok(())
     }
     fn write_back(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno> {
-        let size = crate::sys::fstat(self.fd.as_fd()).map(|s| s.st_size as u64).unwrap_or(0);
+        let size = crate::sys::fstat(self.fd.as_fd())
+            .map(|s| s.st_size as u64)
+            .unwrap_or(0);
         if file_off >= size {
             return Ok(());
         }
         let len = len.min(size - file_off) as usize;
-        mf.write_to_fd(mf_off, len, self.fd.as_raw_fd(), file_off).map_err(|e| Errno::from_host(&e))?;
+        mf.write_to_fd(mf_off, len, self.fd.as_raw_fd(), file_off)
+            .map_err(|e| Errno::from_host(&e))?;
         Ok(())
     }
     fn describe(&self) -> (u64, u64, Vec<u8>) {
         let st = crate::sys::fstat(self.fd.as_fd()).ok();
-        (st.map(|s| s.st_dev).unwrap_or(0), st.map(|s| s.st_ino).unwrap_or(0), Vec::new())
+        (
+            st.map(|s| s.st_dev).unwrap_or(0),
+            st.map(|s| s.st_ino).unwrap_or(0),
+            Vec::new(),
+        )
     }
 }

@@ -25,8 +25,12 @@ impl HostFd {
 impl FileOps for HostFd {
     fn read(&self, io: &Io<'_>, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         loop {
-            let ev = crate::sys::poll_one(self.fd.as_fd(), libc::POLLIN, if io.nonblock { 0 } else { 50 })
-                .map_err(|e| Errno::from_host(&e))?;
+            let ev = crate::sys::poll_one(
+                self.fd.as_fd(),
+                libc::POLLIN,
+                if io.nonblock { 0 } else { 50 },
+            )
+            .map_err(|e| Errno::from_host(&e))?;
             if ev != 0 {
                 return crate::sys::read(self.fd.as_fd(), buf).map_err(|e| Errno::from_host(&e));
             }
@@ -45,7 +49,8 @@ impl FileOps for HostFd {
         false
     }
     fn poll(&self) -> u32 {
-        let ev = crate::sys::poll_one(self.fd.as_fd(), libc::POLLIN | libc::POLLOUT, 0).unwrap_or(0);
+        let ev =
+            crate::sys::poll_one(self.fd.as_fd(), libc::POLLIN | libc::POLLOUT, 0).unwrap_or(0);
         ev as u16 as u32
     }
     fn is_tty(&self) -> bool {
@@ -66,7 +71,8 @@ impl FileOps for HostFd {
             0x5402..=0x5404 => {
                 // TCSETS, TCSETSW, TCSETSF
                 let tm: Termios = t.mm.read_obj(arg)?;
-                crate::sys::tcsets(self.fd.as_fd(), u64::from(cmd), &tm).map_err(|e| Errno::from_host(&e))?;
+                crate::sys::tcsets(self.fd.as_fd(), u64::from(cmd), &tm)
+                    .map_err(|e| Errno::from_host(&e))?;
                 Ok(0)
             }
             0x5413 => {
@@ -103,22 +109,35 @@ pub struct AnonInode {
 }
 
 impl AnonInode {
-    pub fn new(mode: u32, rdev: u64) -> InodeRef {
-        Arc::new(AnonInode { ino: next_id(), mode, rdev })
+    pub fn make(mode: u32, rdev: u64) -> InodeRef {
+        Arc::new(AnonInode {
+            ino: next_id(),
+            mode,
+            rdev,
+        })
     }
     /// What a host stdio fd looks like: a terminal or a pipe.
     pub fn stdio(tty: bool) -> InodeRef {
         if tty {
-            AnonInode::new(S_IFCHR | 0o620, 136 << 8)
+            AnonInode::make(S_IFCHR | 0o620, 136 << 8)
         } else {
-            AnonInode::new(crate::vfs::S_IFIFO | 0o600, 0)
+            AnonInode::make(crate::vfs::S_IFIFO | 0o600, 0)
         }
     }
 }
 
 impl Inode for AnonInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(crate::vfs::make_stat(self.ino, self.mode, 1, 0, 0, 0, self.rdev, [crate::vfs::now(); 3]))
+        Ok(crate::vfs::make_stat(
+            self.ino,
+            self.mode,
+            1,
+            0,
+            0,
+            0,
+            self.rdev,
+            [crate::vfs::now(); 3],
+        ))
     }
     fn kind(&self) -> u32 {
         self.mode & crate::vfs::S_IFMT

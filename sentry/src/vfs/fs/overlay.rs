@@ -33,7 +33,10 @@ pub struct OvlInode {
 
 /// Builds the overlay root over `lower`.
 pub fn new(lower: InodeRef) -> InodeRef {
-    let fs = Arc::new(OvlFs { upper_fs: TmpFs::new(), id: crate::vfs::next_id() });
+    let fs = Arc::new(OvlFs {
+        upper_fs: TmpFs::new(),
+        id: crate::vfs::next_id(),
+    });
     let upper = fs.upper_fs.root(0o755);
     let kind = lower.kind();
     Arc::new_cyclic(|me| OvlInode {
@@ -59,9 +62,17 @@ impl OvlInode {
         lock(&self.upper).clone()
     }
     fn top(&self) -> Result<InodeRef, Errno> {
-        self.upper().or_else(|| self.lower.clone()).ok_or(Errno::ENOENT)
+        self.upper()
+            .or_else(|| self.lower.clone())
+            .ok_or(Errno::ENOENT)
     }
-    fn wrap(&self, name: &[u8], kind: u32, lower: Option<InodeRef>, upper: Option<InodeRef>) -> InodeRef {
+    fn wrap(
+        &self,
+        name: &[u8],
+        kind: u32,
+        lower: Option<InodeRef>,
+        upper: Option<InodeRef>,
+    ) -> InodeRef {
         let parent = self.me.upgrade();
         Arc::new_cyclic(|me| OvlInode {
             fs: self.fs.clone(),
@@ -93,17 +104,42 @@ impl OvlInode {
         let u = match pu.lookup(&self.name) {
             Ok(u) => u,
             Err(_) => match self.kind {
-                S_IFDIR => pu.create(&self.name, NewNode::Dir { mode: st.mode & 0o7777 }, owner)?,
-                S_IFLNK => pu.create(&self.name, NewNode::Symlink { target: lower.readlink()? }, owner)?,
+                S_IFDIR => pu.create(
+                    &self.name,
+                    NewNode::Dir {
+                        mode: st.mode & 0o7777,
+                    },
+                    owner,
+                )?,
+                S_IFLNK => pu.create(
+                    &self.name,
+                    NewNode::Symlink {
+                        target: lower.readlink()?,
+                    },
+                    owner,
+                )?,
                 S_IFREG => {
                     let data = contents(&lower)?;
-                    let u = pu.create(&self.name, NewNode::File { mode: st.mode & 0o7777 }, owner)?;
+                    let u = pu.create(
+                        &self.name,
+                        NewNode::File {
+                            mode: st.mode & 0o7777,
+                        },
+                        owner,
+                    )?;
                     if let Some(t) = u.as_any().downcast_ref::<TmpInode>() {
                         t.set_contents(data);
                     }
                     u
                 }
-                k => pu.create(&self.name, NewNode::Node { mode: k | (st.mode & 0o7777), rdev: st.rdev }, owner)?,
+                k => pu.create(
+                    &self.name,
+                    NewNode::Node {
+                        mode: k | (st.mode & 0o7777),
+                        rdev: st.rdev,
+                    },
+                    owner,
+                )?,
             },
         };
         if self.kind != S_IFLNK {
@@ -287,7 +323,11 @@ impl Inode for OvlInode {
     fn open(&self, _me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         let acc = flags & O_ACCMODE;
         let write = acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0;
-        let target = if write && self.kind == S_IFREG { self.copy_up()? } else { self.top()? };
+        let target = if write && self.kind == S_IFREG {
+            self.copy_up()?
+        } else {
+            self.top()?
+        };
         target.open(&target, flags)
     }
     fn statfs(&self) -> Result<FsStat, Errno> {
@@ -296,7 +336,12 @@ impl Inode for OvlInode {
                 s.kind = 0x794c_7630;
                 s
             }),
-            None => Ok(FsStat { kind: 0x794c_7630, bsize: 4096, namelen: 255, ..FsStat::default() }),
+            None => Ok(FsStat {
+                kind: 0x794c_7630,
+                bsize: 4096,
+                namelen: 255,
+                ..FsStat::default()
+            }),
         }
     }
     fn fs_id(&self) -> u64 {

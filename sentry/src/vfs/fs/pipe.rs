@@ -29,7 +29,13 @@ pub struct Pipe {
 impl Pipe {
     pub fn new() -> Arc<Pipe> {
         Arc::new(Pipe {
-            st: Mutex::new(State { data: VecDeque::new(), cap: DEFAULT_CAP, readers: 0, writers: 0, had_writer: false }),
+            st: Mutex::new(State {
+                data: VecDeque::new(),
+                cap: DEFAULT_CAP,
+                readers: 0,
+                writers: 0,
+                had_writer: false,
+            }),
             queue: WaitQueue::default(),
         })
     }
@@ -48,7 +54,10 @@ impl Pipe {
             }
         }
         self.queue.wake_all();
-        Arc::new(PipeEnd { pipe: self.clone(), write })
+        Arc::new(PipeEnd {
+            pipe: self.clone(),
+            write,
+        })
     }
 }
 
@@ -98,7 +107,11 @@ impl FileOps for PipeEnd {
                 }
                 let space = s.cap - s.data.len().min(s.cap);
                 // Writes up to PIPE_BUF are atomic.
-                let need = if rest.len() <= PIPE_BUF { rest.len() } else { 1 };
+                let need = if rest.len() <= PIPE_BUF {
+                    rest.len()
+                } else {
+                    1
+                };
                 if space < need {
                     return Ok(None);
                 }
@@ -178,8 +191,11 @@ pub fn new_pair(nonblock: u32) -> (Arc<File>, Arc<File>) {
     let p = Pipe::new();
     let r = p.open_end(false);
     let w = p.open_end(true);
-    let inode = super::host::AnonInode::new(crate::vfs::S_IFIFO | 0o600, 0);
-    (File::new(r, Some(inode.clone()), None, O_RDONLY | nonblock), File::new(w, Some(inode), None, O_WRONLY | nonblock))
+    let inode = super::host::AnonInode::make(crate::vfs::S_IFIFO | 0o600, 0);
+    (
+        File::new(r, Some(inode.clone()), None, O_RDONLY | nonblock),
+        File::new(w, Some(inode), None, O_WRONLY | nonblock),
+    )
 }
 
 pub fn pipe_size(f: &File) -> Result<usize, Errno> {

@@ -18,7 +18,13 @@ thread_local! {
 }
 
 fn current_tgid() -> i32 {
-    CURRENT.with(|c| c.borrow().as_ref().and_then(|w| w.upgrade()).map(|g| g.tgid).unwrap_or(1))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|w| w.upgrade())
+            .map(|g| g.tgid)
+            .unwrap_or(1)
+    })
 }
 
 #[derive(Clone)]
@@ -41,18 +47,36 @@ pub struct ProcInode {
 }
 
 pub fn root(k: &Arc<Kernel>) -> InodeRef {
-    Arc::new(ProcInode { k: Arc::downgrade(k), node: Node::Root, id: crate::vfs::next_id() })
+    Arc::new(ProcInode {
+        k: Arc::downgrade(k),
+        node: Node::Root,
+        id: crate::vfs::next_id(),
+    })
 }
 
-const PID_FILES: [&str; 8] = ["stat", "status", "cmdline", "comm", "environ", "maps", "mounts", "statm"];
-const GLOBALS: [&str; 7] = ["cpuinfo", "meminfo", "mounts", "uptime", "loadavg", "filesystems", "version"];
+const PID_FILES: [&str; 8] = [
+    "stat", "status", "cmdline", "comm", "environ", "maps", "mounts", "statm",
+];
+const GLOBALS: [&str; 7] = [
+    "cpuinfo",
+    "meminfo",
+    "mounts",
+    "uptime",
+    "loadavg",
+    "filesystems",
+    "version",
+];
 
 impl ProcInode {
     fn k(&self) -> Result<Arc<Kernel>, Errno> {
         self.k.upgrade().ok_or(Errno::ENOENT)
     }
     fn child(&self, node: Node) -> InodeRef {
-        Arc::new(ProcInode { k: self.k.clone(), node, id: self.id })
+        Arc::new(ProcInode {
+            k: self.k.clone(),
+            node,
+            id: self.id,
+        })
     }
     fn content(&self) -> Result<Vec<u8>, Errno> {
         let k = self.k()?;
@@ -65,15 +89,28 @@ impl ProcInode {
 }
 
 fn group(k: &Kernel, pid: i32) -> Result<Arc<ThreadGroup>, Errno> {
-    k.group(pid).filter(|g| g.lock().exit.is_none()).ok_or(Errno::ENOENT)
+    k.group(pid)
+        .filter(|g| g.lock().exit.is_none())
+        .ok_or(Errno::ENOENT)
 }
 
 fn pid_file(k: &Kernel, pid: i32, f: &str) -> Result<Vec<u8>, Errno> {
     let g = group(k, pid)?;
     let (comm, ppid, pgid, sid, nthreads, mm) = {
         let st = g.lock();
-        let comm = st.threads.first().map(|t| t.comm.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default();
-        (comm, st.parent.upgrade().map(|p| p.tgid).unwrap_or(0), st.pgid, st.sid, st.threads.len(), st.mm.clone())
+        let comm = st
+            .threads
+            .first()
+            .map(|t| t.comm.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default();
+        (
+            comm,
+            st.parent.upgrade().map(|p| p.tgid).unwrap_or(0),
+            st.pgid,
+            st.sid,
+            st.threads.len(),
+            st.mm.clone(),
+        )
     };
     let comm_s = String::from_utf8_lossy(&comm).to_string();
     Ok(match f {
@@ -150,7 +187,13 @@ fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
             let root = k.vfs.root.clone();
             for m in k.vfs.mounts() {
                 let at = match &m.parent {
-                    Some((pm, d)) => k.vfs.path_of(&root, &VPath { mnt: pm.clone(), d: d.clone() }),
+                    Some((pm, d)) => k.vfs.path_of(
+                        &root,
+                        &VPath {
+                            mnt: pm.clone(),
+                            d: d.clone(),
+                        },
+                    ),
                     None => b"/".to_vec(),
                 };
                 out.push_str(&format!(
@@ -167,9 +210,16 @@ fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
             let e = k.boot.elapsed().as_secs_f64();
             format!("{e:.2} {e:.2}\n").into_bytes()
         }
-        "loadavg" => format!("0.00 0.00 0.00 1/{} {}\n", k.procs().tasks.len(), k.procs().tasks.len()).into_bytes(),
+        "loadavg" => format!(
+            "0.00 0.00 0.00 1/{} {}\n",
+            k.procs().tasks.len(),
+            k.procs().tasks.len()
+        )
+        .into_bytes(),
         "filesystems" => b"nodev\ttmpfs\nnodev\tproc\nnodev\toverlay\n".to_vec(),
-        "version" => b"Linux version 6.1.0-moat (moat@sandbox) #1 SMP PREEMPT_DYNAMIC Moat\n".to_vec(),
+        "version" => {
+            b"Linux version 6.1.0-moat (moat@sandbox) #1 SMP PREEMPT_DYNAMIC Moat\n".to_vec()
+        }
         _ => return Err(Errno::ENOENT),
     })
 }
@@ -215,14 +265,23 @@ impl Inode for ProcInode {
                     "exe" => Ok(self.child(Node::Exe(*pid))),
                     "cwd" => Ok(self.child(Node::Cwd(*pid))),
                     "fd" => Ok(self.child(Node::FdDir(*pid))),
-                    _ => PID_FILES.iter().find(|f| **f == s).map(|f| self.child(Node::PidFile(*pid, f))).ok_or(Errno::ENOENT),
+                    _ => PID_FILES
+                        .iter()
+                        .find(|f| **f == s)
+                        .map(|f| self.child(Node::PidFile(*pid, f)))
+                        .ok_or(Errno::ENOENT),
                 }
             }
             Node::FdDir(pid) => {
                 let fd: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
                 let g = group(&k, *pid)?;
                 let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
-                if fds.lock().unwrap_or_else(|e| e.into_inner()).get(fd).is_none() {
+                if fds
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(fd)
+                    .is_none()
+                {
                     return Err(Errno::ENOENT);
                 }
                 Ok(self.child(Node::Fd(*pid, fd)))
@@ -232,12 +291,22 @@ impl Inode for ProcInode {
     }
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
         let k = self.k()?;
-        let e = |n: String, kind: u8| DirEntry { ino: 2, kind, name: n.into_bytes() };
+        let e = |n: String, kind: u8| DirEntry {
+            ino: 2,
+            kind,
+            name: n.into_bytes(),
+        };
         Ok(match &self.node {
             Node::Root => {
                 let mut v: Vec<DirEntry> = GLOBALS.iter().map(|g| e(g.to_string(), 8)).collect();
                 v.push(e("self".into(), 10));
-                let mut pids: Vec<i32> = k.procs().groups.values().filter(|g| g.lock().exit.is_none()).map(|g| g.tgid).collect();
+                let mut pids: Vec<i32> = k
+                    .procs()
+                    .groups
+                    .values()
+                    .filter(|g| g.lock().exit.is_none())
+                    .map(|g| g.tgid)
+                    .collect();
                 pids.sort_unstable();
                 v.extend(pids.into_iter().map(|p| e(p.to_string(), 4)));
                 v
@@ -278,7 +347,9 @@ impl Inode for ProcInode {
                 Ok(match &f.path {
                     Some(p) => k.vfs.path_of(&k.vfs.root, p),
                     None => match f.ops.pipe() {
-                        Some(p) => format!("pipe:[{}]", Arc::as_ptr(p) as usize % 100_000).into_bytes(),
+                        Some(p) => {
+                            format!("pipe:[{}]", Arc::as_ptr(p) as usize % 100_000).into_bytes()
+                        }
                         None => b"anon_inode:[eventpoll]".to_vec(),
                     },
                 })
@@ -309,7 +380,9 @@ impl Inode for ProcInode {
                 let k = self.k()?;
                 Ok(self.fd_file(&k, *pid, *fd)?.ops.clone())
             }
-            _ => Ok(Arc::new(Snapshot { data: self.content()? })),
+            _ => Ok(Arc::new(Snapshot {
+                data: self.content()?,
+            })),
         }
     }
     fn fs_id(&self) -> u64 {
@@ -324,7 +397,11 @@ impl ProcInode {
     fn fd_file(&self, k: &Kernel, pid: i32, fd: i32) -> Result<Arc<crate::vfs::File>, Errno> {
         let g = group(k, pid)?;
         let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
-        let f = fds.lock().unwrap_or_else(|e| e.into_inner()).get(fd).ok_or(Errno::ENOENT)?;
+        let f = fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(fd)
+            .ok_or(Errno::ENOENT)?;
         Ok(f)
     }
 }

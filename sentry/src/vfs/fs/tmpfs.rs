@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use crate::abi::{Errno, Stat};
 use crate::mm::{MapSource, MemFile};
 use crate::vfs::file::*;
-use crate::vfs::{make_stat, next_id, now, DirEntry, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
+use crate::vfs::{
+    make_stat, next_id, now, DirEntry, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFIFO,
+    S_IFLNK, S_IFMT, S_IFREG,
+};
 
 pub struct TmpFs {
     id: u64,
@@ -16,17 +19,31 @@ pub struct TmpFs {
 
 impl TmpFs {
     pub fn new() -> Arc<TmpFs> {
-        Arc::new(TmpFs { id: next_id(), next_ino: AtomicU64::new(2) })
+        Arc::new(TmpFs {
+            id: next_id(),
+            next_ino: AtomicU64::new(2),
+        })
     }
     pub fn root(self: &Arc<Self>, mode: u32) -> InodeRef {
-        self.node(S_IFDIR | mode, (0, 0), Body::Dir(Mutex::new(BTreeMap::new())))
+        self.node(
+            S_IFDIR | mode,
+            (0, 0),
+            Body::Dir(Mutex::new(BTreeMap::new())),
+        )
     }
     fn node(self: &Arc<Self>, mode: u32, owner: (u32, u32), body: Body) -> Arc<TmpInode> {
         let t = now();
         Arc::new(TmpInode {
             fs: self.clone(),
             ino: self.next_ino.fetch_add(1, Ordering::Relaxed),
-            meta: Mutex::new(Meta { mode, uid: owner.0, gid: owner.1, nlink: if mode & S_IFMT == S_IFDIR { 2 } else { 1 }, times: [t; 3], rdev: 0 }),
+            meta: Mutex::new(Meta {
+                mode,
+                uid: owner.0,
+                gid: owner.1,
+                nlink: if mode & S_IFMT == S_IFDIR { 2 } else { 1 },
+                times: [t; 3],
+                rdev: 0,
+            }),
             body,
         })
     }
@@ -105,7 +122,9 @@ impl Inode for TmpInode {
             Body::Dir(_) => 4096,
             _ => 0,
         };
-        Ok(make_stat(self.ino, m.mode, m.nlink, m.uid, m.gid, size, m.rdev, m.times))
+        Ok(make_stat(
+            self.ino, m.mode, m.nlink, m.uid, m.gid, size, m.rdev, m.times,
+        ))
     }
     fn kind(&self) -> u32 {
         self.meta().mode & S_IFMT
@@ -118,7 +137,11 @@ impl Inode for TmpInode {
         Ok(d.iter()
             .map(|(n, i)| {
                 let ino = i.stat().map(|s| s.ino).unwrap_or(0);
-                DirEntry { ino, kind: crate::vfs::dtype(i.kind()), name: n.clone() }
+                DirEntry {
+                    ino,
+                    kind: crate::vfs::dtype(i.kind()),
+                    name: n.clone(),
+                }
             })
             .collect())
     }
@@ -128,14 +151,28 @@ impl Inode for TmpInode {
             return Err(Errno::EEXIST);
         }
         let n: Arc<TmpInode> = match node {
-            NewNode::File { mode } => self.fs.node(S_IFREG | mode, owner, Body::File(Arc::new(Mutex::new(Vec::new())))),
+            NewNode::File { mode } => self.fs.node(
+                S_IFREG | mode,
+                owner,
+                Body::File(Arc::new(Mutex::new(Vec::new()))),
+            ),
             NewNode::Dir { mode } => {
                 self.meta().nlink += 1;
-                self.fs.node(S_IFDIR | mode, owner, Body::Dir(Mutex::new(BTreeMap::new())))
+                self.fs.node(
+                    S_IFDIR | mode,
+                    owner,
+                    Body::Dir(Mutex::new(BTreeMap::new())),
+                )
             }
-            NewNode::Symlink { target } => self.fs.node(S_IFLNK | 0o777, owner, Body::Symlink(target)),
+            NewNode::Symlink { target } => {
+                self.fs.node(S_IFLNK | 0o777, owner, Body::Symlink(target))
+            }
             NewNode::Node { mode, rdev } => {
-                let body = if mode & S_IFMT == S_IFIFO { Body::Fifo(super::pipe::Pipe::new()) } else { Body::Node };
+                let body = if mode & S_IFMT == S_IFIFO {
+                    Body::Fifo(super::pipe::Pipe::new())
+                } else {
+                    Body::Node
+                };
                 let n = self.fs.node(mode, owner, body);
                 n.meta().rdev = rdev;
                 n
@@ -229,7 +266,9 @@ impl Inode for TmpInode {
                     if size > 1 << 36 {
                         return Err(Errno::EFBIG);
                     }
-                    d.lock().unwrap_or_else(|e| e.into_inner()).resize(size as usize, 0);
+                    d.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .resize(size as usize, 0);
                     self.touch();
                 }
                 Body::Dir(_) => return Err(Errno::EISDIR),
@@ -318,7 +357,9 @@ impl FileOps for TmpFile {
         Some(self.data.lock().unwrap_or_else(|e| e.into_inner()).len() as u64)
     }
     fn map_source(&self) -> Option<Arc<dyn MapSource>> {
-        Some(Arc::new(TmpMap { data: self.data.clone() }))
+        Some(Arc::new(TmpMap {
+            data: self.data.clone(),
+        }))
     }
 }
 
