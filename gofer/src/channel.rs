@@ -29,17 +29,23 @@ pub enum ChannelError {
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
+    /// Receive buffer, allocated once (zeroing MAX_PACKET bytes per message would dominate
+    /// the cost of small requests).
+    buf: std::sync::Mutex<Vec<u8>>,
 }
 
 impl Channel {
     /// A connected pair, both ends close-on-exec.
     pub fn pair() -> Result<(Channel, Channel), ChannelError> {
         let (a, b) = sys::seqpacket_pair().map_err(ChannelError::Pair)?;
-        Ok((Channel { fd: a }, Channel { fd: b }))
+        Ok((Channel::from_fd(a), Channel::from_fd(b)))
     }
 
     pub fn from_fd(fd: OwnedFd) -> Self {
-        Channel { fd }
+        Channel {
+            fd,
+            buf: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     pub fn into_fd(self) -> OwnedFd {
@@ -53,7 +59,10 @@ impl Channel {
 
     /// Receives one packet and the fds that came with it.
     pub fn recv(&self) -> Result<(Vec<u8>, Vec<OwnedFd>), ChannelError> {
-        let mut buf = vec![0u8; MAX_PACKET];
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() != MAX_PACKET {
+            buf.resize(MAX_PACKET, 0);
+        }
         let (n, fds, truncated) =
             sys::recv_with_fds(self.fd.as_fd(), &mut buf, MAX_FDS).map_err(ChannelError::Recv)?;
         if truncated {
@@ -62,8 +71,7 @@ impl Channel {
         if n == 0 {
             return Err(ChannelError::Closed);
         }
-        buf.truncate(n);
-        Ok((buf, fds))
+        Ok((buf[..n].to_vec(), fds))
     }
 
     /// Sends a message.

@@ -43,7 +43,7 @@ pub fn main() -> Result<u8> {
     let mf = Arc::new(MemFile::new(MEMFILE_SIZE).context("cannot create the memory file")?);
     let platform = Box::new(Ptrace::new(mf.raw_fd()));
     let client = Arc::new(GoferClient::new(Channel::from_fd(gofer_sock)));
-    let gfs = gofer::GoferFs::new(client);
+    let gfs = gofer::GoferFs::new(client, boot.overlay_root);
     let groot =
         gofer::root_inode(&gfs).map_err(|e| anyhow::anyhow!("cannot stat the root: {e}"))?;
     let root = if boot.overlay_root {

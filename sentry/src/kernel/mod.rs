@@ -92,8 +92,10 @@ pub struct TgState {
     pub exe: Option<VPath>,
     pub rlimits: [crate::abi::Rlimit; 16],
     pub start: Instant,
-    /// User and system time of dead children (for RUSAGE_CHILDREN and times(2)).
+    /// User and system time (ns) of reaped children (RUSAGE_CHILDREN, times(2)).
     pub child_time: (u64, u64),
+    /// User and system time (ns) of this group's exited threads.
+    pub dead_time: (u64, u64),
     pub exit_signal: i32,
     /// The leader's address space, fds and fs context (for /proc).
     pub mm: Option<Arc<MemoryManager>>,
@@ -108,6 +110,8 @@ pub struct ThreadGroup {
     pub actions: Mutex<[SigAction; 64]>,
     /// Woken when a child changes state (exit, stop, continue).
     pub child_wait: WaitQueue,
+    /// Woken when this process exits (pidfds).
+    pub exit_wait: WaitQueue,
     /// CPU time of this process in microseconds (user, system), approximated by wall time.
     pub utime_us: AtomicU64,
     pub stime_us: AtomicU64,
@@ -119,6 +123,16 @@ pub struct ThreadGroup {
 impl ThreadGroup {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, TgState> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// (user, system) CPU time in ns: live threads plus exited ones.
+    pub fn cpu_time(&self) -> (u64, u64) {
+        let g = self.lock();
+        let mut t = g.dead_time;
+        for th in &g.threads {
+            t.0 += th.utime_ns.load(Ordering::Relaxed);
+            t.1 += th.stime_ns.load(Ordering::Relaxed);
+        }
+        t
     }
     pub fn action(&self, sig: i32) -> SigAction {
         self.actions.lock().unwrap_or_else(|e| e.into_inner())[(sig - 1) as usize]
@@ -144,6 +158,12 @@ pub struct TaskHandle {
     pub interrupter: Mutex<Option<Interrupter>>,
     pub comm: Mutex<Vec<u8>>,
     pub killed: AtomicBool,
+    /// CPU time approximations, in nanoseconds: time running app code, and time in the
+    /// sentry handling its syscalls and faults.
+    pub utime_ns: AtomicU64,
+    pub stime_ns: AtomicU64,
+    /// prctl(PR_SET_PDEATHSIG): signal to get when the parent process exits.
+    pub pdeathsig: AtomicI32,
 }
 
 impl TaskHandle {
@@ -262,6 +282,7 @@ impl Kernel {
     /// Sends a signal to a thread group (any thread that does not block it handles it).
     pub fn signal_group(&self, tg: &Arc<ThreadGroup>, info: SigInfo) {
         let sig = info.signo;
+        let mut continued: Option<Arc<ThreadGroup>> = None;
         let threads = {
             let mut st = tg.lock();
             if st.exit.is_some() {
@@ -270,9 +291,7 @@ impl Kernel {
             if sig == SIGCONT || sig == SIGKILL {
                 if st.stopped.take().is_some() {
                     st.cont_reported = false;
-                    if let Some(p) = st.parent.upgrade() {
-                        p.child_wait.wake_all();
-                    }
+                    continued = st.parent.upgrade().filter(|_| sig == SIGCONT);
                 }
                 for t in &st.threads {
                     let mut s = t.sig();
@@ -299,13 +318,28 @@ impl Kernel {
                     || (act.handler == SIG_DFL
                         && signal::default_action(sig) == signal::Default::Ignore)
                     || (act.handler == SIG_DFL && sig == SIGCONT));
-            if !ignored {
+            // A blocked signal is queued even if it would be ignored.
+            let blocked = st.threads.iter().all(|t| t.sig().mask & bit(sig) != 0);
+            if !ignored || blocked {
                 st.pending.push(info);
             }
             st.threads.clone()
         };
         for t in threads {
             t.kick();
+        }
+        if let Some(p) = continued {
+            if p.action(SIGCHLD).flags & SA_NOCLDSTOP == 0 {
+                let info = SigInfo {
+                    signo: SIGCHLD,
+                    code: CLD_CONTINUED,
+                    pid: tg.tgid,
+                    status: i64::from(SIGCONT),
+                    ..SigInfo::default()
+                };
+                self.signal_group(&p, info);
+            }
+            p.child_wait.wake_all();
         }
     }
 
@@ -318,7 +352,8 @@ impl Kernel {
         let ignored = act.handler == SIG_IGN
             || (act.handler == SIG_DFL
                 && signal::default_action(info.signo) == signal::Default::Ignore);
-        if !ignored {
+        let blocked = t.sig().mask & bit(info.signo) != 0;
+        if !ignored || blocked {
             t.sig().pending.push(info);
         }
         t.kick();
@@ -495,7 +530,13 @@ impl Task {
             if let Some(st) = self.must_exit() {
                 return self.exit(st);
             }
-            let ev = match self.pt.switch(&mut self.regs) {
+            let t0 = Instant::now();
+            let ev = self.pt.switch(&mut self.regs);
+            let t1 = Instant::now();
+            self.h
+                .utime_ns
+                .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+            let ev = match ev {
                 Ok(ev) => ev,
                 Err(e) => {
                     tracing::error!(tid = self.tid(), error = %e, "platform failed");
@@ -518,6 +559,9 @@ impl Task {
                 }
             }
             self.deliver_signals();
+            self.h
+                .stime_ns
+                .fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
     }
 
@@ -591,6 +635,8 @@ impl Task {
             procs.tasks.remove(&self.h.tid);
             let mut g = tg.lock();
             g.threads.retain(|t| t.tid != self.h.tid);
+            g.dead_time.0 += self.h.utime_ns.load(Ordering::Relaxed);
+            g.dead_time.1 += self.h.stime_ns.load(Ordering::Relaxed);
             g.threads.is_empty()
         };
         if self.h.tid == tg.tgid {
@@ -613,6 +659,7 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
         g.exit = Some(st);
         (g.parent.upgrade(), std::mem::take(&mut g.children))
     };
+    tg.exit_wait.wake_all();
     if tg.tgid == 1 {
         // init is gone: the sandbox ends; every other process dies.
         let groups: Vec<_> = k.procs().groups.values().cloned().collect();
@@ -624,6 +671,16 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
         *k.init_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
         k.init_exit_cv.notify_all();
         return;
+    }
+    // Children that asked for it learn of their parent's death.
+    for c in &children {
+        let threads = c.lock().threads.clone();
+        for th in threads {
+            let sig = th.pdeathsig.load(Ordering::Relaxed);
+            if sig > 0 {
+                k.signal_task(&th, SigInfo::kernel(sig));
+            }
+        }
     }
     // Orphans go to init.
     if let Some(init) = k.group(1) {
@@ -714,6 +771,7 @@ pub fn new_group(
             rlimits,
             start: Instant::now(),
             child_time: (0, 0),
+            dead_time: (0, 0),
             exit_signal: SIGCHLD,
             mm: None,
             fds: None,
@@ -721,6 +779,7 @@ pub fn new_group(
         }),
         actions: Mutex::new(actions),
         child_wait: WaitQueue::default(),
+        exit_wait: WaitQueue::default(),
         utime_us: AtomicU64::new(0),
         stime_us: AtomicU64::new(0),
         alarm: Mutex::new(None),
@@ -756,6 +815,9 @@ fn new_handle(tid: i32, tg: &Arc<ThreadGroup>, comm: Vec<u8>) -> Arc<TaskHandle>
         interrupter: Mutex::new(None),
         comm: Mutex::new(comm),
         killed: AtomicBool::new(false),
+        utime_ns: AtomicU64::new(0),
+        stime_ns: AtomicU64::new(0),
+        pdeathsig: AtomicI32::new(0),
     })
 }
 

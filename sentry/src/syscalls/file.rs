@@ -93,14 +93,33 @@ impl Task {
         flags: u32,
         mode: u32,
     ) -> Result<Arc<File>, Errno> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let start = self.start_at(dirfd, path)?;
+        self.open_from(&start, path, flags, mode, 40)
+    }
+
+    fn open_from(
+        &self,
+        start: &VPath,
+        path: &[u8],
+        flags: u32,
+        mode: u32,
+        links: u32,
+    ) -> Result<Arc<File>, Errno> {
         let umask = self.fsctx().umask;
         let acc = flags & O_ACCMODE;
         let wants_write = acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0;
         if flags & O_TMPFILE == O_TMPFILE {
+            if acc == O_RDONLY {
+                return Err(Errno::EINVAL);
+            }
             return Err(Errno::EOPNOTSUPP);
         }
+        let ctx = self.fsctx();
         let p = if flags & O_CREAT != 0 {
-            let (parent, name) = self.parent_at(dirfd, path)?;
+            let (parent, name) = self.k.vfs.walk_parent(self, &ctx, start, path)?;
             if name == b"." || name == b".." || path.ends_with(b"/") {
                 return Err(Errno::EISDIR);
             }
@@ -109,20 +128,30 @@ impl Task {
                     if flags & O_EXCL != 0 {
                         return Err(Errno::EEXIST);
                     }
-                    let ctx = self.fsctx();
-                    let follow = if flags & O_NOFOLLOW != 0 {
-                        Follow::No
-                    } else {
-                        Follow::Yes
-                    };
-                    if d.inode.kind() == S_IFLNK && follow == Follow::Yes {
-                        self.k.vfs.walk(self, &ctx, &parent, &name, Follow::Yes)?
-                    } else {
-                        self.k.vfs.enter(VPath {
-                            mnt: parent.mnt.clone(),
-                            d,
-                        })
+                    if d.inode.kind() == S_IFLNK && flags & O_NOFOLLOW == 0 {
+                        if links == 0 {
+                            return Err(Errno::ELOOP);
+                        }
+                        if let Some(target) = d.inode.magic_link(self) {
+                            return self.open_from(
+                                &target,
+                                b".",
+                                flags & !O_CREAT,
+                                mode,
+                                links - 1,
+                            );
+                        }
+                        let target = d.inode.readlink()?;
+                        return self.open_from(&parent, &target, flags, mode, links - 1);
                     }
+                    let p = self.k.vfs.enter(VPath {
+                        mnt: parent.mnt.clone(),
+                        d,
+                    });
+                    if p.d.inode.kind() == S_IFDIR {
+                        return Err(Errno::EISDIR);
+                    }
+                    p
                 }
                 Err(Errno::ENOENT) => {
                     if parent.mnt.readonly {
@@ -151,7 +180,7 @@ impl Task {
             } else {
                 Follow::Yes
             };
-            self.lookup_at(dirfd, path, follow, false)?
+            self.k.vfs.walk(self, &ctx, start, path, follow)?
         };
         let kind = p.d.inode.kind();
         if flags & O_PATH != 0 {
@@ -188,6 +217,33 @@ impl Task {
                 ..SetAttr::default()
             })?;
         }
+        let f = File::new(ops, Some(p.d.inode.clone()), Some(p.clone()), flags);
+        if kind == S_IFREG && (acc == O_WRONLY || acc == O_RDWR) {
+            if let Ok(st) = p.d.inode.stat() {
+                f.track_writer(&st);
+            }
+        }
+        Ok(f)
+    }
+
+    /// Applies RLIMIT_FSIZE to a write of `count` bytes at `pos` of a regular file: past the
+    /// limit the writer gets SIGXFSZ and EFBIG; a write crossing it is shortened.
+    pub fn fsize_limit(&self, f: &File, pos: u64, count: usize) -> Result<usize, Errno> {
+        if !f.inode.as_ref().is_some_and(|i| i.kind() == S_IFREG) {
+            return Ok(count);
+        }
+        let limit = self.rlimit(libc::RLIMIT_FSIZE as usize);
+        if pos >= limit {
+            let info = crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGXFSZ);
+            self.k.signal_task(&self.h, info);
+            return Err(Errno::EFBIG);
+        }
+        Ok(count.min(usize::try_from(limit - pos).unwrap_or(usize::MAX)))
+    }
+
+    /// Opens an already resolved path.
+    pub fn open_vpath(&self, p: VPath, flags: u32) -> Result<Arc<File>, Errno> {
+        let ops = p.d.inode.open(&p.d.inode, flags)?;
         Ok(File::new(ops, Some(p.d.inode.clone()), Some(p), flags))
     }
 
@@ -258,6 +314,7 @@ impl Task {
         if f.flags() & O_APPEND != 0 && seekable && off.is_none() {
             pos = file_size(f)?;
         }
+        let count = self.fsize_limit(f, pos, count)?;
         let mut done = 0usize;
         let mut tmp = vec![0u8; count.min(CHUNK)];
         while done < count {
@@ -485,6 +542,17 @@ pub fn sys_lseek(t: &mut Task, a: &Args) -> SysResult {
     }
     let off = a.i64(1);
     let mut pos = f.pos.lock().unwrap_or_else(|e| e.into_inner());
+    if f.inode
+        .as_ref()
+        .is_some_and(|i| i.kind() == crate::vfs::S_IFCHR)
+    {
+        // Character devices (null, zero, full, random) ignore seeks and report 0.
+        if !(0..=4).contains(&a.i32(2)) {
+            return Err(Errno::EINVAL);
+        }
+        *pos = 0;
+        return Ok(0);
+    }
     let base: i64 = match a.i32(2) {
         0 => 0,
         1 => *pos as i64,
@@ -637,6 +705,14 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
             } else {
                 fl & !O_NONBLOCK
             });
+            Ok(0)
+        }
+        0x541b if f.inode.as_ref().is_some_and(|i| i.kind() == S_IFREG) => {
+            // FIONREAD on a regular file: bytes between the offset and the end.
+            let size = file_size(&f)?;
+            let pos = *f.pos.lock().unwrap_or_else(|e| e.into_inner());
+            let n = i32::try_from(size.saturating_sub(pos)).unwrap_or(i32::MAX);
+            t.mm.write_obj(a.ptr(2), &n)?;
             Ok(0)
         }
         cmd => f.ops.ioctl(t, cmd, a.u64(2)),

@@ -61,7 +61,11 @@ pub fn sys_fstat(t: &mut Task, a: &Args) -> SysResult {
 }
 
 pub fn sys_statx(t: &mut Task, a: &Args) -> SysResult {
-    let (dirfd, flags, _mask, out) = (a.fd(0), a.u32(2), a.u32(3), a.ptr(4));
+    let (dirfd, flags, mask, out) = (a.fd(0), a.u32(2), a.u32(3), a.ptr(4));
+    const STATX_RESERVED: u32 = 0x8000_0000;
+    if mask & STATX_RESERVED != 0 || flags & 0x6000 == 0x6000 {
+        return Err(Errno::EINVAL);
+    }
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -211,6 +215,7 @@ fn unlink_at(t: &mut Task, dirfd: i32, pathp: u64, flags: u32) -> SysResult {
     }
     parent.d.inode.unlink(&name, rmdir)?;
     parent.d.forget(&name);
+    child.kill();
     Ok(0)
 }
 pub fn sys_unlink(t: &mut Task, a: &Args) -> SysResult {
@@ -241,6 +246,9 @@ fn rename_at(t: &mut Task, ofd: i32, op: u64, nfd: i32, np: u64, flags: u32) -> 
         }
     }
     let src = op_.d.child(&oname)?;
+    if src.inode.kind() != S_IFDIR && (old.ends_with(b"/") || new.ends_with(b"/")) {
+        return Err(Errno::ENOTDIR);
+    }
     if !std::sync::Arc::ptr_eq(&op_.mnt, &np_.mnt) {
         return Err(Errno::EXDEV);
     }
@@ -625,6 +633,9 @@ pub fn sys_faccessat2(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn sys_getcwd(t: &mut Task, a: &Args) -> SysResult {
     let ctx = t.fsctx();
+    if ctx.cwd.d.is_dead() {
+        return Err(Errno::ENOENT);
+    }
     let mut p = t.k.vfs.path_of(&ctx.root, &ctx.cwd);
     p.push(0);
     if p.len() > a.usize(1) {

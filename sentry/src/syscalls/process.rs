@@ -150,6 +150,11 @@ pub fn sys_vfork(t: &mut Task, _a: &Args) -> SysResult {
 /// Resolves and opens an executable; reads its first bytes.
 pub fn open_exec(t: &Task, path: &[u8]) -> Result<Image, Errno> {
     let p = t.lookup_at(super::file::AT_FDCWD, path, Follow::Yes, false)?;
+    open_exec_at(t, p)
+}
+
+/// Checks and opens an executable already resolved to `p`.
+pub fn open_exec_at(t: &Task, p: crate::vfs::VPath) -> Result<Image, Errno> {
     let kind = p.d.inode.kind();
     if kind == S_IFDIR || kind != S_IFREG {
         return Err(Errno::EACCES);
@@ -158,7 +163,10 @@ pub fn open_exec(t: &Task, path: &[u8]) -> Result<Image, Errno> {
     if st.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
-    let file = t.open_path(super::file::AT_FDCWD, path, O_RDONLY, 0)?;
+    if crate::vfs::file::open_for_write(&st) {
+        return Err(Errno::ETXTBSY);
+    }
+    let file = t.open_vpath(p.clone(), O_RDONLY)?;
     let head = loader::read_at(t, &file, 0, 4096)?;
     Ok(Image {
         file,
@@ -206,16 +214,50 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> SysResult {
 
 /// execve(2): replaces the task's program. Errors before the point of no return leave the
 /// task untouched.
-pub fn do_execve(
+pub fn do_execve(t: &mut Task, path: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> SysResult {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let img = open_exec(t, &path)?;
+    exec_image(t, img, path, argv, envp)
+}
+
+/// execveat(2): like execve, relative to a directory fd, or of the fd itself with
+/// AT_EMPTY_PATH.
+pub fn sys_execveat(t: &mut Task, a: &Args) -> SysResult {
+    let (dirfd, flags) = (a.fd(0), a.u32(4));
+    use super::file::{AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.path_arg(a.ptr(1))?;
+    let argv = read_ptr_array(t, a.ptr(2))?;
+    let envp = read_ptr_array(t, a.ptr(3))?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    let p = t.lookup_at(dirfd, &path, follow, flags & AT_EMPTY_PATH != 0)?;
+    if p.d.inode.kind() == crate::vfs::S_IFLNK {
+        return Err(Errno::ELOOP);
+    }
+    let name = if path.is_empty() {
+        format!("/dev/fd/{dirfd}").into_bytes()
+    } else {
+        path
+    };
+    let img = open_exec_at(t, p)?;
+    exec_image(t, img, name, argv, envp)
+}
+
+fn exec_image(
     t: &mut Task,
+    mut img: Image,
     path: Vec<u8>,
     mut argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> SysResult {
-    if path.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    let mut img = open_exec(t, &path)?;
     let mut exec_path = path.clone();
     let mut depth = 0;
     while img.head.starts_with(b"#!") {
@@ -238,7 +280,7 @@ pub fn do_execve(
         let line: &[u8] = {
             let mut l = line.as_slice();
             while let Some((&last, rest)) = l.split_last() {
-                if last == b' ' || last == b'\t' || last == b'\r' {
+                if last == b' ' || last == b'\t' {
                     l = rest;
                 } else {
                     break;
@@ -368,7 +410,7 @@ const WCONTINUED: u32 = 8;
 const WNOWAIT: u32 = 0x0100_0000;
 
 enum Waited {
-    Exited(i32, ExitStatus),
+    Exited(i32, ExitStatus, (u64, u64)),
     Stopped(i32, i32),
     Continued(i32),
 }
@@ -397,10 +439,16 @@ fn do_wait(t: &mut Task, sel: i64, options: u32) -> Result<Option<Waited>, Errno
                 if let Some(ex) = st.exit {
                     drop(st);
                     if options & WNOWAIT == 0 {
-                        tg.lock().children.retain(|x| x.tgid != c.tgid);
+                        let (cu, cs) = c.cpu_time();
+                        let (gu, gs) = c.lock().child_time;
+                        let mut me = tg.lock();
+                        me.children.retain(|x| x.tgid != c.tgid);
+                        me.child_time.0 += cu + gu;
+                        me.child_time.1 += cs + gs;
+                        drop(me);
                         k.procs().groups.remove(&c.tgid);
                     }
-                    return Ok(Some(Some(Waited::Exited(c.tgid, ex))));
+                    return Ok(Some(Some(Waited::Exited(c.tgid, ex, c.cpu_time()))));
                 }
             }
             if options & WUNTRACED != 0 {
@@ -441,9 +489,13 @@ pub fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
         i64::from(pid)
     };
     let r = do_wait(t, sel, options | WEXITED)?;
+    let times = match &r {
+        Some(Waited::Exited(_, _, t)) => *t,
+        _ => (0, 0),
+    };
     let (id, status) = match r {
         None => return Ok(0),
-        Some(Waited::Exited(id, s)) => (id, s.wait_status()),
+        Some(Waited::Exited(id, s, _)) => (id, s.wait_status()),
         Some(Waited::Stopped(id, sig)) => (id, (sig << 8) | 0x7f),
         Some(Waited::Continued(id)) => (id, 0xffff),
     };
@@ -451,7 +503,7 @@ pub fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
         t.mm.write_obj(statusp, &status)?;
     }
     if a.ptr(3) != 0 {
-        t.mm.write_obj(a.ptr(3), &Rusage::default())?;
+        t.mm.write_obj(a.ptr(3), &rusage(times, 0))?;
     }
     Ok(id as u64)
 }
@@ -476,12 +528,18 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> SysResult {
         0 => -1,
         1 if id > 0 => i64::from(id),
         2 if id >= 0 => -i64::from(if id == 0 { t.h.tg.lock().pgid } else { id }),
+        3 => {
+            // P_PIDFD
+            let f = t.file(id)?;
+            let pid = f.ops.pidfd().ok_or(Errno::EBADF)?;
+            i64::from(pid)
+        }
         _ => return Err(Errno::EINVAL),
     };
     let r = do_wait(t, sel, options)?;
     let info = match r {
         None => SigInfo::default(),
-        Some(Waited::Exited(pid, s)) => {
+        Some(Waited::Exited(pid, s, _)) => {
             let (code, status) = match s {
                 ExitStatus::Exited(c) => (CLD_EXITED, i64::from(c)),
                 ExitStatus::Signaled(sig) => (CLD_KILLED, i64::from(sig)),
@@ -689,14 +747,25 @@ pub fn sys_setpgid(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let my_sid = t.h.tg.lock().sid;
-    let mut g = target.lock();
+    let g = target.lock();
     if g.sid != my_sid {
         return Err(Errno::EPERM);
     }
     if g.sid == target.tgid {
         return Err(Errno::EPERM);
     }
-    g.pgid = if pgid == 0 { target.tgid } else { pgid };
+    let new = if pgid == 0 { target.tgid } else { pgid };
+    drop(g);
+    if new != target.tgid {
+        let exists = t.k.procs().groups.values().any(|x| {
+            let st = x.lock();
+            st.exit.is_none() && st.pgid == new && st.sid == my_sid
+        });
+        if !exists {
+            return Err(Errno::EPERM);
+        }
+    }
+    target.lock().pgid = new;
     Ok(0)
 }
 pub fn sys_getpgid(t: &mut Task, a: &Args) -> SysResult {
@@ -797,12 +866,40 @@ pub fn sys_sysinfo(t: &mut Task, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// A `struct rusage` from (user, system) nanoseconds and a max RSS in KiB.
+fn rusage(t: (u64, u64), maxrss_kb: i64) -> Rusage {
+    let tv = |ns: u64| crate::abi::Timeval {
+        sec: (ns / 1_000_000_000) as i64,
+        usec: ((ns % 1_000_000_000) / 1000) as i64,
+    };
+    let mut r = Rusage {
+        utime: tv(t.0),
+        stime: tv(t.1),
+        ..Rusage::default()
+    };
+    r.rest[0] = maxrss_kb;
+    r
+}
+
+/// Resident size estimate of an address space, in KiB (for ru_maxrss).
+fn rss_kb(mm: &MemoryManager) -> i64 {
+    let m = mm.read();
+    let bytes: u64 = m
+        .vmas
+        .values()
+        .filter(|v| v.prot != 0)
+        .map(|v| v.end - v.start)
+        .sum();
+    (bytes / 1024 / 8).max(1) as i64
+}
+
 pub fn sys_times(t: &mut Task, a: &Args) -> SysResult {
     let ticks = (t.k.boot.elapsed().as_millis() / 10) as u64;
     if a.ptr(0) != 0 {
-        let u = t.h.tg.utime_us.load(std::sync::atomic::Ordering::Relaxed) / 10_000;
+        let (u, s) = t.h.tg.cpu_time();
         let (cu, cs) = t.h.tg.lock().child_time;
-        t.mm.write_obj(a.ptr(0), &[u, 0, cu / 10_000, cs / 10_000])?;
+        let tk = |ns: u64| ns / 10_000_000;
+        t.mm.write_obj(a.ptr(0), &[tk(u), tk(s), tk(cu), tk(cs)])?;
     }
     Ok(ticks + 100_000)
 }
@@ -812,7 +909,21 @@ pub fn sys_getrusage(t: &mut Task, a: &Args) -> SysResult {
     if ![0, -1, 1].contains(&who) {
         return Err(Errno::EINVAL);
     }
-    t.mm.write_obj(a.ptr(1), &Rusage::default())?;
+    let r = match who {
+        0 => rusage(t.h.tg.cpu_time(), rss_kb(&t.mm)),
+        1 => rusage(
+            (
+                t.h.utime_ns.load(std::sync::atomic::Ordering::Relaxed),
+                t.h.stime_ns.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            rss_kb(&t.mm),
+        ),
+        _ => {
+            let ct = t.h.tg.lock().child_time;
+            rusage(ct, if ct.0 + ct.1 > 0 { rss_kb(&t.mm) } else { 0 })
+        }
+    };
+    t.mm.write_obj(a.ptr(1), &r)?;
     Ok(0)
 }
 
@@ -928,10 +1039,31 @@ pub fn sys_prctl(t: &mut Task, a: &Args) -> SysResult {
             b.resize(16, 0);
             t.mm.copy_out(a.ptr(1), &b).map(|_| 0)
         }
-        1 | 4 | 36 | 38 | 8 | 22 | 23 | 24 => Ok(0), // PDEATHSIG, DUMPABLE set, CHILD_SUBREAPER, NO_NEW_PRIVS, KEEPCAPS, SECCOMP..
-        3 => Ok(1),                                  // PR_GET_DUMPABLE
-        2 => t.mm.write_obj(a.ptr(1), &0i32).map(|_| 0), // PR_GET_PDEATHSIG
-        37 | 39 => Ok(0),                            // GET_CHILD_SUBREAPER, GET_NO_NEW_PRIVS
+        1 => {
+            // PR_SET_PDEATHSIG
+            let sig = a.i32(1);
+            if !(0..=64).contains(&sig) {
+                return Err(Errno::EINVAL);
+            }
+            t.h.pdeathsig
+                .store(sig, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        38 => {
+            // PR_SET_NO_NEW_PRIVS: can only be set, never cleared.
+            if a.u64(1) != 1 || a.u64(2) != 0 || a.u64(3) != 0 || a.u64(4) != 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        4 | 36 | 8 | 22 | 23 | 24 => Ok(0), // DUMPABLE set, CHILD_SUBREAPER, KEEPCAPS, SECCOMP..
+        3 => Ok(1),                         // PR_GET_DUMPABLE
+        2 => {
+            // PR_GET_PDEATHSIG
+            let sig = t.h.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+            t.mm.write_obj(a.ptr(1), &sig).map(|_| 0)
+        }
+        37 | 39 => Ok(0), // GET_CHILD_SUBREAPER, GET_NO_NEW_PRIVS
         _ => Err(Errno::EINVAL),
     }
 }
@@ -947,7 +1079,9 @@ pub fn sys_getcpu(t: &mut Task, a: &Args) -> SysResult {
 }
 
 pub fn sys_getrandom(t: &mut Task, a: &Args) -> SysResult {
-    if a.u32(2) & !7 != 0 {
+    let flags = a.u32(2);
+    // GRND_NONBLOCK=1, GRND_RANDOM=2, GRND_INSECURE=4; INSECURE excludes RANDOM.
+    if flags & !7 != 0 || flags & 6 == 6 {
         return Err(Errno::EINVAL);
     }
     let n = a.usize(1).min(33_554_431);
@@ -1016,4 +1150,30 @@ pub fn sys_futex(t: &mut Task, a: &Args) -> SysResult {
         Err(Errno::ERESTARTSYS) => Err(Errno::EINTR),
         r => r,
     }
+}
+
+pub fn sys_get_robust_list(t: &mut Task, a: &Args) -> SysResult {
+    let pid = a.i32(0);
+    if pid != 0 && pid != t.tid() {
+        t.k.task(pid).ok_or(Errno::ESRCH)?;
+        // Another task's list head is not tracked outside its own thread.
+        return Err(Errno::EPERM);
+    }
+    t.mm.write_obj(a.ptr(1), &t.robust_list)?;
+    t.mm.write_obj(a.ptr(2), &24u64)?;
+    Ok(0)
+}
+
+/// pidfd_open(2): an fd that refers to a process and becomes readable when it exits.
+pub fn sys_pidfd_open(t: &mut Task, a: &Args) -> SysResult {
+    let (pid, flags) = (a.i32(0), a.u32(1));
+    const PIDFD_NONBLOCK: u32 = crate::vfs::file::O_NONBLOCK;
+    if flags & !PIDFD_NONBLOCK != 0 || pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let g = t.k.group(pid).ok_or(Errno::ESRCH)?;
+    let ops = Arc::new(crate::vfs::fs::pidfd::PidFd::new(g));
+    let inode = crate::vfs::fs::host::AnonInode::make(0o600, 0);
+    let f = crate::vfs::File::new(ops, Some(inode), None, crate::vfs::file::O_RDWR | flags);
+    t.install(f, true).map(|fd| fd as u64)
 }

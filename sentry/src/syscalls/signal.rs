@@ -90,10 +90,8 @@ fn send_to_pid(t: &mut Task, pid: i32, sig: i32, info: SigInfo) -> SysResult {
     }
     let k = t.k.clone();
     let targets: Vec<_> = if pid > 0 {
-        vec![k
-            .group(pid)
-            .filter(|g| g.lock().exit.is_none())
-            .ok_or(Errno::ESRCH)?]
+        // A zombie still exists (signal 0 succeeds); signals to it are dropped.
+        vec![k.group(pid).ok_or(Errno::ESRCH)?]
     } else {
         let my_pgid = t.h.tg.lock().pgid;
         let groups: Vec<_> = k.procs().groups.values().cloned().collect();
@@ -292,4 +290,24 @@ pub fn sys_rt_sigtimedwait(t: &mut Task, a: &Args) -> SysResult {
         Err(Errno::ERESTARTSYS) => Err(Errno::EINTR),
         Err(e) => Err(e),
     }
+}
+
+pub fn sys_rt_tgsigqueueinfo(t: &mut Task, a: &Args) -> SysResult {
+    let (tgid, tid, sig) = (a.i32(0), a.i32(1), a.i32(2));
+    if tgid <= 0 || tid <= 0 || !valid(sig) {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 128];
+    t.mm.copy_in(a.ptr(3), &mut b)?;
+    let mut info = SigInfo::from_bytes(&b);
+    if (info.code >= 0 || info.code == SI_TKILL) && tgid != t.tgid() {
+        return Err(Errno::EPERM);
+    }
+    info.signo = sig;
+    let th =
+        t.k.task(tid)
+            .filter(|h| h.tg.tgid == tgid)
+            .ok_or(Errno::ESRCH)?;
+    t.k.signal_task(&th, info);
+    Ok(0)
 }

@@ -83,6 +83,8 @@ rows! {
     57 fork process::sys_fork, [];
     58 vfork process::sys_vfork, [];
     59 execve process::sys_execve, [Path, Ptr, Ptr];
+    322 execveat process::sys_execveat, [Fd, Path, Ptr, Ptr, Hex];
+    434 pidfd_open process::sys_pidfd_open, [Int, Hex];
     60 exit process::sys_exit, [Int];
     61 wait4 process::sys_wait4, [Int, Ptr, Hex, Ptr];
     62 kill signal::sys_kill, [Int, Int];
@@ -142,6 +144,7 @@ rows! {
     127 rt_sigpending signal::sys_rt_sigpending, [Ptr, Int];
     128 rt_sigtimedwait signal::sys_rt_sigtimedwait, [Ptr, Ptr, Ptr, Int];
     129 rt_sigqueueinfo signal::sys_rt_sigqueueinfo, [Int, Int, Ptr];
+    297 rt_tgsigqueueinfo signal::sys_rt_tgsigqueueinfo, [Int, Int, Int, Ptr];
     130 rt_sigsuspend signal::sys_rt_sigsuspend, [Ptr, Int];
     131 sigaltstack signal::sys_sigaltstack, [Ptr, Ptr];
     133 mknod fs::sys_mknod, [Path, Oct, Hex];
@@ -201,6 +204,7 @@ rows! {
     270 pselect6 poll::sys_pselect6, [Int, Ptr, Ptr, Ptr, Ptr, Ptr];
     271 ppoll poll::sys_ppoll, [Ptr, Int, Ptr, Ptr, Int];
     273 set_robust_list process::sys_set_robust_list, [Ptr, Int];
+    274 get_robust_list process::sys_get_robust_list, [Int, Ptr, Ptr];
     280 utimensat fs::sys_utimensat, [Fd, Path, Ptr, Hex];
     281 epoll_pwait poll::sys_epoll_pwait, [Fd, Ptr, Int, Int, Ptr, Int];
     284 eventfd poll::sys_eventfd, [Int];
@@ -237,19 +241,19 @@ missing_rows! {
     239 get_mempolicy; 240 mq_open; 241 mq_unlink; 242 mq_timedsend; 243 mq_timedreceive;
     244 mq_notify; 245 mq_getsetattr; 246 kexec_load; 248 add_key; 249 request_key; 250 keyctl;
     251 ioprio_set; 252 ioprio_get; 253 inotify_init; 254 inotify_add_watch;
-    255 inotify_rm_watch; 256 migrate_pages; 261 futimesat; 272 unshare; 274 get_robust_list;
+    255 inotify_rm_watch; 256 migrate_pages; 261 futimesat; 272 unshare;
     275 splice; 276 tee; 277 sync_file_range; 278 vmsplice; 279 move_pages; 282 signalfd;
     283 timerfd_create; 285 fallocate; 286 timerfd_settime; 287 timerfd_gettime; 288 accept4;
-    289 signalfd4; 294 inotify_init1; 297 rt_tgsigqueueinfo; 298 perf_event_open;
+    289 signalfd4; 294 inotify_init1; 298 perf_event_open;
     299 recvmmsg; 300 fanotify_init; 301 fanotify_mark; 303 name_to_handle_at;
     304 open_by_handle_at; 305 clock_adjtime; 306 syncfs; 307 sendmmsg; 308 setns;
     310 process_vm_readv; 311 process_vm_writev; 312 kcmp; 313 finit_module;
     314 sched_setattr; 315 sched_getattr; 317 seccomp; 319 memfd_create; 320 kexec_file_load;
-    321 bpf; 322 execveat; 323 userfaultfd; 324 membarrier; 325 mlock2; 326 copy_file_range;
+    321 bpf; 323 userfaultfd; 324 membarrier; 325 mlock2; 326 copy_file_range;
     327 preadv2; 328 pwritev2; 329 pkey_mprotect; 330 pkey_alloc; 331 pkey_free; 333 io_pgetevents;
     334 rseq; 424 pidfd_send_signal; 425 io_uring_setup; 426 io_uring_enter;
     427 io_uring_register; 428 open_tree; 429 move_mount; 430 fsopen; 431 fsconfig; 432 fsmount;
-    433 fspick; 434 pidfd_open; 435 clone3; 437 openat2; 438 pidfd_getfd; 440 process_madvise;
+    433 fspick; 435 clone3; 437 openat2; 438 pidfd_getfd; 440 process_madvise;
     441 epoll_pwait2; 442 mount_setattr; 447 memfd_secret; 448 process_mrelease;
     449 futex_waitv; 450 set_mempolicy_home_node; 451 cachestat; 452 fchmodat2;
 }

@@ -120,6 +120,10 @@ pub trait FileOps: Send + Sync {
     fn pipe(&self) -> Option<&Arc<crate::vfs::fs::pipe::Pipe>> {
         None
     }
+    /// The process a pidfd refers to.
+    fn pidfd(&self) -> Option<i32> {
+        None
+    }
     /// The epoll instance, for epoll_ctl/epoll_wait.
     fn epoll(&self) -> Option<&crate::vfs::fs::epoll::Epoll> {
         None
@@ -135,6 +139,20 @@ pub struct File {
     pub pos: Mutex<u64>,
     /// Directory listing snapshot taken at the first getdents.
     pub dir: Mutex<Option<Vec<DirEntry>>>,
+    /// (dev, ino) of a regular file this description may write (for ETXTBSY).
+    writer: Mutex<Option<(u64, u64)>>,
+}
+
+type WriterCounts = std::collections::HashMap<(u64, u64), usize>;
+
+/// Open-for-write counts by (dev, ino): executing such a file fails with ETXTBSY.
+static WRITERS: Mutex<Option<WriterCounts>> = Mutex::new(None);
+
+/// Whether some open description may write the file `st` describes.
+pub fn open_for_write(st: &crate::abi::Stat) -> bool {
+    let w = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+    w.as_ref()
+        .is_some_and(|m| m.get(&(st.dev, st.ino)).is_some_and(|&n| n > 0))
 }
 
 impl File {
@@ -151,7 +169,17 @@ impl File {
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
             dir: Mutex::new(None),
+            writer: Mutex::new(None),
         })
+    }
+    /// Counts this description as a writer of the file `st` describes.
+    pub fn track_writer(&self, st: &crate::abi::Stat) {
+        let key = (st.dev, st.ino);
+        let mut w = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+        *w.get_or_insert_with(Default::default)
+            .entry(key)
+            .or_insert(0) += 1;
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
     }
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
@@ -179,5 +207,16 @@ impl File {
 impl Drop for File {
     fn drop(&mut self) {
         self.ops.release();
+        if let Some(key) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let mut w = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = w.as_mut() {
+                if let Some(n) = m.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&key);
+                    }
+                }
+            }
+        }
     }
 }

@@ -159,6 +159,8 @@ pub struct Dentry {
     name: Mutex<Vec<u8>>,
     parent: Mutex<Option<Arc<Dentry>>>,
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
+    /// Removed from its directory (rmdir): getcwd fails with ENOENT.
+    dead: std::sync::atomic::AtomicBool,
 }
 
 impl Dentry {
@@ -169,7 +171,14 @@ impl Dentry {
             name: Mutex::new(b"/".to_vec()),
             parent: Mutex::new(None),
             children: Mutex::new(HashMap::new()),
+            dead: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+    pub fn kill(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+    }
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
     }
     pub fn name(&self) -> Vec<u8> {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -200,6 +209,7 @@ impl Dentry {
             name: Mutex::new(name.to_vec()),
             parent: Mutex::new(Some(self.clone())),
             children: Mutex::new(HashMap::new()),
+            dead: std::sync::atomic::AtomicBool::new(false),
         });
         if cache {
             ch.insert(name.to_vec(), d.clone());

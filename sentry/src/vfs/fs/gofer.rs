@@ -18,13 +18,16 @@ use crate::vfs::{
 pub struct GoferFs {
     client: Arc<GoferClient>,
     id: u64,
+    /// The tree is read-only (the overlay's lower layer): attributes may be cached.
+    cache: bool,
 }
 
 impl GoferFs {
-    pub fn new(client: Arc<GoferClient>) -> Arc<GoferFs> {
+    pub fn new(client: Arc<GoferClient>, read_only: bool) -> Arc<GoferFs> {
         Arc::new(GoferFs {
             client,
             id: next_id(),
+            cache: read_only,
         })
     }
 
@@ -54,6 +57,8 @@ pub struct GoferInode {
     name: Mutex<Vec<u8>>,
     kind: u32,
     me: Mutex<Option<std::sync::Weak<GoferInode>>>,
+    /// Attributes from the last lookup (used only on read-only trees).
+    attr: Mutex<Option<Attr>>,
 }
 
 fn to_stat(a: &Attr) -> Stat {
@@ -105,14 +110,16 @@ impl GoferInode {
             .as_ref()
             .and_then(|w| w.upgrade())
     }
-    fn make_child(&self, name: &[u8], kind: u32) -> InodeRef {
+    fn make_child(&self, name: &[u8], kind: u32, attr: Option<Attr>) -> InodeRef {
         let parent = self.arc();
+        let attr = Mutex::new(attr.filter(|_| self.fs.cache));
         let c = Arc::new(GoferInode {
             fs: self.fs.clone(),
             parent,
             name: Mutex::new(name.to_vec()),
             kind,
             me: Mutex::new(None),
+            attr,
         });
         *c.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&c));
         c
@@ -139,9 +146,14 @@ impl GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        self.fs
-            .attr(&Request::Stat { path: self.path() })
-            .map(|a| to_stat(&a))
+        if let Some(a) = *self.attr.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(to_stat(&a));
+        }
+        let a = self.fs.attr(&Request::Stat { path: self.path() })?;
+        if self.fs.cache {
+            *self.attr.lock().unwrap_or_else(|e| e.into_inner()) = Some(a);
+        }
+        Ok(to_stat(&a))
     }
     fn kind(&self) -> u32 {
         self.kind
@@ -150,7 +162,7 @@ impl Inode for GoferInode {
         let a = self.fs.attr(&Request::Stat {
             path: self.child_path(name),
         })?;
-        Ok(self.make_child(name, a.mode & S_IFMT))
+        Ok(self.make_child(name, a.mode & S_IFMT, Some(a)))
     }
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
         match self.fs.call(&Request::ReadDir { path: self.path() })?.0 {
@@ -213,7 +225,7 @@ impl Inode for GoferInode {
                 mode & S_IFMT
             }
         };
-        Ok(self.make_child(name, kind))
+        Ok(self.make_child(name, kind, None))
     }
     fn link(&self, name: &[u8], target: &InodeRef) -> Result<(), Errno> {
         let t = target
@@ -312,8 +324,11 @@ impl Inode for GoferInode {
             path: self.path(),
             flags: f,
         })?;
+        let mut path = b"/".to_vec();
+        path.extend_from_slice(&self.path());
         Ok(Arc::new(HostFile {
             fd: Arc::new(fd.ok_or(Errno::EIO)?),
+            path: Arc::new(path),
         }))
     }
     fn statfs(&self) -> Result<FsStat, Errno> {
@@ -348,6 +363,7 @@ pub fn root_inode(fs: &Arc<GoferFs>) -> Result<InodeRef, Errno> {
         name: Mutex::new(Vec::new()),
         kind: attr.mode & S_IFMT,
         me: Mutex::new(None),
+        attr: Mutex::new(fs.cache.then_some(attr)),
     });
     *r.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&r));
     Ok(r)
@@ -364,6 +380,8 @@ impl FileOps for DirOnly {
 /// A host file donated by the gofer.
 pub struct HostFile {
     fd: Arc<OwnedFd>,
+    /// The file's path from the root (shown in /proc/PID/maps).
+    path: Arc<Vec<u8>>,
 }
 
 impl FileOps for HostFile {
@@ -384,6 +402,7 @@ impl FileOps for HostFile {
     fn map_source(&self) -> Option<Arc<dyn MapSource>> {
         Some(Arc::new(HostMap {
             fd: self.fd.clone(),
+            path: self.path.clone(),
         }))
     }
 }
@@ -391,6 +410,7 @@ impl FileOps for HostFile {
 /// Maps of a donated host file.
 pub struct HostMap {
     fd: Arc<OwnedFd>,
+    path: Arc<Vec<u8>>,
 }
 
 impl MapSource for HostMap {
@@ -425,7 +445,7 @@ impl MapSource for HostMap {
         (
             st.map(|s| s.st_dev).unwrap_or(0),
             st.map(|s| s.st_ino).unwrap_or(0),
-            Vec::new(),
+            self.path.to_vec(),
         )
     }
 }

@@ -272,10 +272,28 @@ impl Inode for OvlInode {
             // Like overlayfs without redirect_dir: callers (mv) fall back to copying.
             return Err(Errno::EXDEV);
         }
-        if flags & 2 != 0 {
-            return Err(Errno::EINVAL);
-        }
         s.copy_up()?;
+        if flags & 2 != 0 {
+            // RENAME_EXCHANGE: both sides move up, then swap there.
+            let dst = nd.lookup(new)?;
+            let d = as_ovl(&dst).ok_or(Errno::EXDEV)?;
+            if d.kind == S_IFDIR && d.lower.is_some() {
+                return Err(Errno::EXDEV);
+            }
+            d.copy_up()?;
+            let up = self.copy_up()?;
+            let nup = nd.copy_up()?;
+            up.rename(old, &nup, new, flags)?;
+            if self.lower.as_ref().is_some_and(|l| l.lookup(old).is_ok()) {
+                lock(&self.no_lower).insert(old.to_vec());
+            }
+            if nd.lower.as_ref().is_some_and(|l| l.lookup(new).is_ok()) {
+                lock(&nd.no_lower).insert(new.to_vec());
+            }
+            self.mark_dirty();
+            nd.mark_dirty();
+            return Ok(());
+        }
         let up = self.copy_up()?;
         let nup = nd.copy_up()?;
         if let Ok(dst) = nd.lookup(new) {

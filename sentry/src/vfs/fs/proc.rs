@@ -38,6 +38,48 @@ enum Node {
     FdDir(i32),
     Fd(i32, i32),
     Global(&'static str),
+    RootLink(i32),
+    TaskDir(i32),
+    Task(i32, i32),
+    TaskFile(i32, i32, &'static str),
+    /// A directory or file under /proc/sys, by its path.
+    Sys(&'static str),
+}
+
+/// /proc/sys: (path, content; None for directories).
+const SYS: &[(&str, Option<&str>)] = &[
+    ("sys", None),
+    ("sys/kernel", None),
+    ("sys/kernel/ostype", Some("Linux\n")),
+    ("sys/kernel/osrelease", Some("6.1.0-moat\n")),
+    ("sys/kernel/version", Some("#1 SMP PREEMPT_DYNAMIC Moat\n")),
+    ("sys/kernel/pid_max", Some("4194304\n")),
+    ("sys/kernel/threads-max", Some("63000\n")),
+    ("sys/kernel/ngroups_max", Some("65536\n")),
+    ("sys/kernel/cap_last_cap", Some("40\n")),
+    ("sys/kernel/hostname", None),
+    ("sys/kernel/domainname", Some("(none)\n")),
+    ("sys/vm", None),
+    ("sys/vm/overcommit_memory", Some("0\n")),
+    ("sys/vm/max_map_count", Some("65530\n")),
+    ("sys/fs", None),
+    ("sys/fs/file-max", Some("9223372036854775807\n")),
+    ("sys/fs/nr_open", Some("1048576\n")),
+];
+
+fn sys_children(dir: &str) -> Vec<&'static str> {
+    SYS.iter()
+        .map(|(p, _)| *p)
+        .filter(|p| {
+            p.strip_prefix(dir)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|r| !r.contains('/'))
+        })
+        .collect()
+}
+
+fn sys_is_dir(p: &str) -> bool {
+    p != "sys/kernel/hostname" && SYS.iter().any(|(q, c)| *q == p && c.is_none())
 }
 
 pub struct ProcInode {
@@ -57,6 +99,7 @@ pub fn root(k: &Arc<Kernel>) -> InodeRef {
 const PID_FILES: [&str; 8] = [
     "stat", "status", "cmdline", "comm", "environ", "maps", "mounts", "statm",
 ];
+const TASK_FILES: [&str; 3] = ["stat", "status", "comm"];
 const GLOBALS: [&str; 7] = [
     "cpuinfo",
     "meminfo",
@@ -81,8 +124,20 @@ impl ProcInode {
     fn content(&self) -> Result<Vec<u8>, Errno> {
         let k = self.k()?;
         match &self.node {
-            Node::PidFile(pid, f) => pid_file(&k, *pid, f),
+            Node::PidFile(pid, f) => pid_file(&k, *pid, *pid, f),
+            Node::TaskFile(pid, tid, f) => pid_file(&k, *pid, *tid, f),
             Node::Global(g) => global(&k, g),
+            Node::Sys("sys/kernel/hostname") => {
+                let mut h = k.hostname.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                h.push(b'\n');
+                Ok(h)
+            }
+            Node::Sys(p) => SYS
+                .iter()
+                .find(|(q, _)| q == p)
+                .and_then(|(_, c)| *c)
+                .map(|c| c.as_bytes().to_vec())
+                .ok_or(Errno::EISDIR),
             _ => Err(Errno::EISDIR),
         }
     }
@@ -94,8 +149,15 @@ fn group(k: &Kernel, pid: i32) -> Result<Arc<ThreadGroup>, Errno> {
         .ok_or(Errno::ENOENT)
 }
 
-fn pid_file(k: &Kernel, pid: i32, f: &str) -> Result<Vec<u8>, Errno> {
+fn pid_file(k: &Kernel, pid: i32, tid: i32, f: &str) -> Result<Vec<u8>, Errno> {
     let g = group(k, pid)?;
+    let me = current_tgid() == pid;
+    let umask = g
+        .lock()
+        .fs
+        .as_ref()
+        .map(|fs| fs.lock().unwrap_or_else(|e| e.into_inner()).umask)
+        .unwrap_or(0o022);
     let (comm, ppid, pgid, sid, nthreads, mm) = {
         let st = g.lock();
         let comm = st
@@ -116,11 +178,18 @@ fn pid_file(k: &Kernel, pid: i32, f: &str) -> Result<Vec<u8>, Errno> {
     Ok(match f {
         "comm" => format!("{comm_s}\n").into_bytes(),
         "stat" => {
-            let state = if g.lock().stopped.is_some() { 'T' } else { 'S' };
-            format!("{pid} ({comm_s}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 0 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").into_bytes()
+            let state = if g.lock().stopped.is_some() {
+                'T'
+            } else if me {
+                'R'
+            } else {
+                'S'
+            };
+            format!("{tid} ({comm_s}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 0 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").into_bytes()
         }
         "status" => format!(
-            "Name:\t{comm_s}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nThreads:\t{nthreads}\nSigQ:\t0/63000\nCapEff:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-1\n"
+            "Name:\t{comm_s}\nUmask:\t{umask:04o}\nState:\t{}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nThreads:\t{nthreads}\nSigQ:\t0/63000\nCapEff:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-1\n",
+            if me { "R (running)" } else { "S (sleeping)" }
         )
         .into_bytes(),
         "cmdline" | "environ" => {
@@ -226,18 +295,27 @@ fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
 
 impl Inode for ProcInode {
     fn stat(&self) -> Result<Stat, Errno> {
-        let (mode, ino) = match &self.node {
-            Node::Root => (S_IFDIR | 0o555, 1),
-            Node::Pid(p) | Node::FdDir(p) => (S_IFDIR | 0o555, 1000 + *p as u64),
-            Node::SelfLink | Node::Exe(_) | Node::Cwd(_) | Node::Fd(..) => (S_IFLNK | 0o777, 2),
-            Node::PidFile(..) | Node::Global(_) => (S_IFREG | 0o444, 3),
+        let ino = match &self.node {
+            Node::Pid(p) | Node::FdDir(p) | Node::TaskDir(p) => 1000 + *p as u64,
+            Node::Task(_, t) => 1000 + *t as u64,
+            _ => 3,
+        };
+        let mode = match self.kind() {
+            S_IFDIR => S_IFDIR | 0o555,
+            S_IFLNK => S_IFLNK | 0o777,
+            _ => S_IFREG | 0o444,
         };
         Ok(make_stat(ino, mode, 1, 0, 0, 0, 0, [now(); 3]))
     }
     fn kind(&self) -> u32 {
         match &self.node {
-            Node::Root | Node::Pid(_) | Node::FdDir(_) => S_IFDIR,
-            Node::SelfLink | Node::Exe(_) | Node::Cwd(_) | Node::Fd(..) => S_IFLNK,
+            Node::Root | Node::Pid(_) | Node::FdDir(_) | Node::TaskDir(_) | Node::Task(..) => {
+                S_IFDIR
+            }
+            Node::SelfLink | Node::Exe(_) | Node::Cwd(_) | Node::Fd(..) | Node::RootLink(_) => {
+                S_IFLNK
+            }
+            Node::Sys(p) if sys_is_dir(p) => S_IFDIR,
             _ => S_IFREG,
         }
     }
@@ -252,6 +330,9 @@ impl Inode for ProcInode {
                 if s == "self" {
                     return Ok(self.child(Node::SelfLink));
                 }
+                if s == "sys" {
+                    return Ok(self.child(Node::Sys("sys")));
+                }
                 if let Some(g) = GLOBALS.iter().find(|g| **g == s) {
                     return Ok(self.child(Node::Global(g)));
                 }
@@ -262,6 +343,8 @@ impl Inode for ProcInode {
             Node::Pid(pid) => {
                 group(&k, *pid)?;
                 match s {
+                    "root" => Ok(self.child(Node::RootLink(*pid))),
+                    "task" => Ok(self.child(Node::TaskDir(*pid))),
                     "exe" => Ok(self.child(Node::Exe(*pid))),
                     "cwd" => Ok(self.child(Node::Cwd(*pid))),
                     "fd" => Ok(self.child(Node::FdDir(*pid))),
@@ -286,6 +369,26 @@ impl Inode for ProcInode {
                 }
                 Ok(self.child(Node::Fd(*pid, fd)))
             }
+            Node::TaskDir(pid) => {
+                let tid: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
+                let g = group(&k, *pid)?;
+                if !g.lock().threads.iter().any(|t| t.tid == tid) {
+                    return Err(Errno::ENOENT);
+                }
+                Ok(self.child(Node::Task(*pid, tid)))
+            }
+            Node::Task(pid, tid) => TASK_FILES
+                .iter()
+                .find(|f| **f == s)
+                .map(|f| self.child(Node::TaskFile(*pid, *tid, f)))
+                .ok_or(Errno::ENOENT),
+            Node::Sys(dir) if sys_is_dir(dir) => {
+                let want = format!("{dir}/{s}");
+                SYS.iter()
+                    .find(|(p, _)| *p == want)
+                    .map(|(p, _)| self.child(Node::Sys(p)))
+                    .ok_or(Errno::ENOENT)
+            }
             _ => Err(Errno::ENOTDIR),
         }
     }
@@ -300,6 +403,7 @@ impl Inode for ProcInode {
             Node::Root => {
                 let mut v: Vec<DirEntry> = GLOBALS.iter().map(|g| e(g.to_string(), 8)).collect();
                 v.push(e("self".into(), 10));
+                v.push(e("sys".into(), 4));
                 let mut pids: Vec<i32> = k
                     .procs()
                     .groups
@@ -315,9 +419,24 @@ impl Inode for ProcInode {
                 let mut v: Vec<DirEntry> = PID_FILES.iter().map(|f| e(f.to_string(), 8)).collect();
                 v.push(e("exe".into(), 10));
                 v.push(e("cwd".into(), 10));
+                v.push(e("root".into(), 10));
                 v.push(e("fd".into(), 4));
+                v.push(e("task".into(), 4));
                 v
             }
+            Node::TaskDir(pid) => {
+                let g = group(&k, *pid)?;
+                let tids: Vec<i32> = g.lock().threads.iter().map(|t| t.tid).collect();
+                tids.into_iter().map(|t| e(t.to_string(), 4)).collect()
+            }
+            Node::Task(..) => TASK_FILES.iter().map(|f| e(f.to_string(), 8)).collect(),
+            Node::Sys(dir) if sys_is_dir(dir) => sys_children(dir)
+                .into_iter()
+                .map(|p| {
+                    let name = p.rsplit('/').next().unwrap_or(p).to_string();
+                    e(name, if sys_is_dir(p) { 4 } else { 8 })
+                })
+                .collect(),
             Node::FdDir(pid) => {
                 let g = group(&k, *pid)?;
                 let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
@@ -331,6 +450,10 @@ impl Inode for ProcInode {
         let k = self.k()?;
         match &self.node {
             Node::SelfLink => Ok(current_tgid().to_string().into_bytes()),
+            Node::RootLink(pid) => {
+                group(&k, *pid)?;
+                Ok(b"/".to_vec())
+            }
             Node::Exe(pid) => {
                 let g = group(&k, *pid)?;
                 let exe = g.lock().exe.clone().ok_or(Errno::ENOENT)?;
@@ -361,6 +484,11 @@ impl Inode for ProcInode {
         let k = self.k().ok()?;
         match &self.node {
             Node::Exe(pid) => group(&k, *pid).ok()?.lock().exe.clone(),
+            Node::RootLink(pid) => {
+                let fs = group(&k, *pid).ok()?.lock().fs.clone()?;
+                let root = fs.lock().unwrap_or_else(|e| e.into_inner()).root.clone();
+                Some(root)
+            }
             Node::Cwd(pid) => {
                 let fs = group(&k, *pid).ok()?.lock().fs.clone()?;
                 let cwd = fs.lock().unwrap_or_else(|e| e.into_inner()).cwd.clone();
@@ -375,7 +503,10 @@ impl Inode for ProcInode {
             return Err(Errno::EACCES);
         }
         match &self.node {
-            Node::Root | Node::Pid(_) | Node::FdDir(_) => Ok(Arc::new(super::gofer::DirOnly)),
+            Node::Root | Node::Pid(_) | Node::FdDir(_) | Node::TaskDir(_) | Node::Task(..) => {
+                Ok(Arc::new(super::gofer::DirOnly))
+            }
+            Node::Sys(p) if sys_is_dir(p) => Ok(Arc::new(super::gofer::DirOnly)),
             Node::Fd(pid, fd) => {
                 let k = self.k()?;
                 Ok(self.fd_file(&k, *pid, *fd)?.ops.clone())

@@ -146,6 +146,10 @@ impl Inode for TmpInode {
             .collect())
     }
     fn create(&self, name: &[u8], node: NewNode, owner: (u32, u32)) -> Result<InodeRef, Errno> {
+        if self.meta().nlink == 0 {
+            // The directory was removed.
+            return Err(Errno::ENOENT);
+        }
         let mut d = self.dir()?;
         if d.contains_key(name) {
             return Err(Errno::EEXIST);
@@ -301,7 +305,10 @@ impl Inode for TmpInode {
     }
     fn open(&self, _me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         match &self.body {
-            Body::File(d) => Ok(Arc::new(TmpFile { data: d.clone() })),
+            Body::File(d) => Ok(Arc::new(TmpFile {
+                data: d.clone(),
+                inode: _me.clone(),
+            })),
             Body::Dir(_) => Ok(Arc::new(super::gofer::DirOnly)),
             Body::Fifo(p) => {
                 let acc = flags & O_ACCMODE;
@@ -328,6 +335,7 @@ impl Inode for TmpInode {
 /// An open tmpfs file.
 pub struct TmpFile {
     data: Data,
+    inode: InodeRef,
 }
 
 impl FileOps for TmpFile {
@@ -351,6 +359,10 @@ impl FileOps for TmpFile {
             d.resize(end, 0);
         }
         d[off as usize..end].copy_from_slice(buf);
+        drop(d);
+        if let Some(t) = as_tmp(&self.inode) {
+            t.touch();
+        }
         Ok(buf.len())
     }
     fn size(&self) -> Option<u64> {
