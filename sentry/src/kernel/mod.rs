@@ -164,6 +164,8 @@ pub struct TaskHandle {
     pub stime_ns: AtomicU64,
     /// prctl(PR_SET_PDEATHSIG): signal to get when the parent process exits.
     pub pdeathsig: AtomicI32,
+    /// prctl(PR_SET_NO_NEW_PRIVS), inherited by children.
+    pub no_new_privs: AtomicBool,
 }
 
 impl TaskHandle {
@@ -212,6 +214,7 @@ pub struct Kernel {
     pub boot: Instant,
     pub hostname: Mutex<Vec<u8>>,
     pub futexes: futex::Futexes,
+    pub locks: crate::vfs::locks::Locks,
     /// The init process's exit status, once it exits.
     pub init_exit: Mutex<Option<ExitStatus>>,
     pub init_exit_cv: Condvar,
@@ -242,6 +245,7 @@ impl Kernel {
             boot: Instant::now(),
             hostname: Mutex::new(hostname),
             futexes: futex::Futexes::default(),
+            locks: crate::vfs::locks::Locks::default(),
             init_exit: Mutex::new(None),
             init_exit_cv: Condvar::new(),
         })
@@ -660,6 +664,8 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
         (g.parent.upgrade(), std::mem::take(&mut g.children))
     };
     tg.exit_wait.wake_all();
+    k.locks
+        .release_all(crate::vfs::locks::Owner::Process(tg.tgid));
     if tg.tgid == 1 {
         // init is gone: the sandbox ends; every other process dies.
         let groups: Vec<_> = k.procs().groups.values().cloned().collect();
@@ -700,11 +706,13 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
     };
     let act = parent.action(SIGCHLD);
     let exit_signal = tg.lock().exit_signal;
-    if act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0 {
-        // Auto-reap.
+    let autoreap = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
+    if autoreap {
         parent.lock().children.retain(|c| c.tgid != tg.tgid);
         k.procs().groups.remove(&tg.tgid);
-    } else if exit_signal != 0 {
+    }
+    // With SA_NOCLDWAIT and a handler the child is reaped and the handler still runs.
+    if exit_signal != 0 && act.handler != SIG_IGN {
         let (code, status) = match st {
             ExitStatus::Exited(c) => (CLD_EXITED, i64::from(c)),
             ExitStatus::Signaled(s) => (CLD_KILLED, i64::from(s)),
@@ -818,6 +826,7 @@ fn new_handle(tid: i32, tg: &Arc<ThreadGroup>, comm: Vec<u8>) -> Arc<TaskHandle>
         utime_ns: AtomicU64::new(0),
         stime_ns: AtomicU64::new(0),
         pdeathsig: AtomicI32::new(0),
+        no_new_privs: AtomicBool::new(false),
     })
 }
 

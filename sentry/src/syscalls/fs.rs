@@ -260,7 +260,8 @@ fn rename_at(t: &mut Task, ofd: i32, op: u64, nfd: i32, np: u64, flags: u32) -> 
             if flags & NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
             }
-            if std::sync::Arc::ptr_eq(&dst, &src) {
+            if std::sync::Arc::ptr_eq(&dst, &src) || same_file(&dst.inode, &src.inode) {
+                // Two names of one inode: rename does nothing.
                 return Ok(0);
             }
             let (sk, dk) = (src.inode.kind(), dst.inode.kind());
@@ -724,4 +725,11 @@ pub fn sys_flistxattr(t: &mut Task, a: &Args) -> SysResult {
 }
 pub fn sys_setxattr(_t: &mut Task, _a: &Args) -> SysResult {
     Err(Errno::EOPNOTSUPP)
+}
+
+fn same_file(a: &crate::vfs::InodeRef, b: &crate::vfs::InodeRef) -> bool {
+    match (a.stat(), b.stat()) {
+        (Ok(x), Ok(y)) => x.dev == y.dev && x.ino == y.ino,
+        _ => false,
+    }
 }

@@ -69,6 +69,10 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
         }
         h
     };
+    h.no_new_privs.store(
+        t.h.no_new_privs.load(std::sync::atomic::Ordering::Relaxed),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     {
         let mine = t.h.sig();
         let mut s = h.sig();
@@ -1054,6 +1058,8 @@ pub fn sys_prctl(t: &mut Task, a: &Args) -> SysResult {
             if a.u64(1) != 1 || a.u64(2) != 0 || a.u64(3) != 0 || a.u64(4) != 0 {
                 return Err(Errno::EINVAL);
             }
+            t.h.no_new_privs
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
         4 | 36 | 8 | 22 | 23 | 24 => Ok(0), // DUMPABLE set, CHILD_SUBREAPER, KEEPCAPS, SECCOMP..
@@ -1063,7 +1069,10 @@ pub fn sys_prctl(t: &mut Task, a: &Args) -> SysResult {
             let sig = t.h.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
             t.mm.write_obj(a.ptr(1), &sig).map(|_| 0)
         }
-        37 | 39 => Ok(0), // GET_CHILD_SUBREAPER, GET_NO_NEW_PRIVS
+        39 => Ok(u64::from(
+            t.h.no_new_privs.load(std::sync::atomic::Ordering::Relaxed),
+        )),
+        37 => Ok(0), // PR_GET_CHILD_SUBREAPER
         _ => Err(Errno::EINVAL),
     }
 }

@@ -7,6 +7,7 @@
 pub mod fdtable;
 pub mod file;
 pub mod fs;
+pub mod locks;
 
 use std::any::Any;
 use std::collections::HashMap;

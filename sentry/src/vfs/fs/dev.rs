@@ -44,7 +44,25 @@ impl FileOps for Null {
 }
 
 struct Zero;
+
+/// Mapping /dev/zero gives zero-filled memory.
+struct ZeroMap;
+impl crate::mm::MapSource for ZeroMap {
+    fn fill(&self, _: &crate::mm::MemFile, _: u64, _: u64, _: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+    fn write_back(&self, _: &crate::mm::MemFile, _: u64, _: u64, _: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+    fn describe(&self) -> (u64, u64, Vec<u8>) {
+        (dev(0, 5), 4, b"/dev/zero".to_vec())
+    }
+}
+
 impl FileOps for Zero {
+    fn map_source(&self) -> Option<Arc<dyn crate::mm::MapSource>> {
+        Some(Arc::new(ZeroMap))
+    }
     fn read(&self, _: &Io<'_>, b: &mut [u8], _: u64) -> Result<usize, Errno> {
         b.fill(0);
         Ok(b.len())

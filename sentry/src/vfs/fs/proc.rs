@@ -187,14 +187,47 @@ fn pid_file(k: &Kernel, pid: i32, tid: i32, f: &str) -> Result<Vec<u8>, Errno> {
             };
             format!("{tid} ({comm_s}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 0 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n").into_bytes()
         }
-        "status" => format!(
-            "Name:\t{comm_s}\nUmask:\t{umask:04o}\nState:\t{}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nThreads:\t{nthreads}\nSigQ:\t0/63000\nCapEff:\t000001ffffffffff\nSeccomp:\t0\nCpus_allowed_list:\t0-1\n",
-            if me { "R (running)" } else { "S (sleeping)" }
-        )
-        .into_bytes(),
+        "status" => {
+            let th = g.lock().threads.iter().find(|t| t.tid == tid).cloned();
+            let (pnd, blk, nnp) = th
+                .map(|t| {
+                    let s = t.sig();
+                    (
+                        s.pending.set,
+                        s.mask,
+                        t.no_new_privs.load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                })
+                .unwrap_or((0, 0, false));
+            let shd = g.lock().pending.set;
+            let (mut ign, mut cgt) = (0u64, 0u64);
+            for (i, a) in g
+                .actions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .enumerate()
+            {
+                match a.handler {
+                    0 => {}
+                    1 => ign |= 1 << i,
+                    _ => cgt |= 1 << i,
+                }
+            }
+            format!(
+                "Name:\t{comm_s}\nUmask:\t{umask:04o}\nState:\t{}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\nThreads:\t{nthreads}\nSigQ:\t0/63000\nSigPnd:\t{pnd:016x}\nShdPnd:\t{shd:016x}\nSigBlk:\t{blk:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed_list:\t0-1\n",
+                if me { "R (running)" } else { "S (sleeping)" },
+                u8::from(nnp)
+            )
+            .into_bytes()
+        }
         "cmdline" | "environ" => {
             let Some(mm) = mm else { return Ok(Vec::new()) };
-            let (lo, hi) = if f == "cmdline" { mm.read().arg_range } else { mm.read().env_range };
+            let (lo, hi) = if f == "cmdline" {
+                mm.read().arg_range
+            } else {
+                mm.read().env_range
+            };
             let mut b = vec![0u8; (hi - lo) as usize];
             mm.copy_in(lo, &mut b).map_err(|_| Errno::EIO)?;
             b
