@@ -561,6 +561,22 @@ mod tests {
     }
 
     #[test]
+    fn corpus_replays_without_panics() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/gofer_request");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(e.unwrap().path()).unwrap();
+            if let Ok(r) = Request::decode(&data) {
+                assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+            }
+            let _ = Reply::decode(&data);
+            n += 1;
+        }
+        assert!(n >= 3);
+    }
+
+    #[test]
     fn garbage_requests_never_panic() {
         let mut seed = 0x1234_5678_u64;
         for len in 0..512usize {
