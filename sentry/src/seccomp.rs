@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 
-/// Builds the filter. Unlisted syscalls fail with EPERM (logged by the caller's error path).
+/// Builds the filter. Unlisted syscalls trap (SIGSYS): the handler in `crate::sys` logs the
+/// number and makes the call fail with EPERM.
 pub fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
     let allowed: &[(i64, &str)] = &[
         (libc::SYS_read, "host stdio, pipes to the runtime"),
@@ -83,7 +84,7 @@ pub fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
     }
     let f = SeccompFilter::new(
         rules,
-        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Trap,
         SeccompAction::Allow,
         TargetArch::x86_64,
     )?;

@@ -59,8 +59,9 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid, writable struct stat.
-    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    // SAFETY: `st` is a valid, writable struct stat. The raw syscall, because glibc's
+    // fstat() is newfstatat(), which the sentry's seccomp filter does not allow.
+    let r = unsafe { libc::syscall(libc::SYS_fstat, fd.as_raw_fd(), &mut st as *mut libc::stat) };
     ret(r as isize).map(|_| st)
 }
 
@@ -276,8 +277,41 @@ pub fn empty_root() -> io::Result<()> {
     Ok(())
 }
 
-/// Installs the sentry's seccomp allowlist (see `crate::boot::seccomp_filter`).
+/// Installs the sentry's seccomp allowlist (see `crate::seccomp`), with a SIGSYS handler
+/// that logs each refused host syscall and makes it fail with EPERM.
 pub fn install_seccomp() -> io::Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_sigsys as *const () as usize;
+    sa.sa_flags = libc::SA_SIGINFO;
+    // SAFETY: `sa` is a valid sigaction whose handler only does async-signal-safe work.
+    if unsafe { libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     let prog = crate::seccomp::filter().map_err(|e| io::Error::other(e.to_string()))?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// SIGSYS from the seccomp filter: write the syscall number to stderr, return -EPERM.
+extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SIGSYS; si_syscall is the int at offset
+    // 24 of the SIGSYS layout, inside the 128-byte siginfo.
+    let nr = unsafe { std::ptr::read_unaligned(info.cast::<u8>().add(24).cast::<i32>()) };
+    let mut msg = *b"moat-sentry: seccomp refused host syscall          \n";
+    let mut n = nr.unsigned_abs();
+    let mut pos = 50;
+    loop {
+        msg[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || pos == 42 {
+            break;
+        }
+        pos -= 1;
+    }
+    // SAFETY: write(2) is async-signal-safe; `msg` is a valid buffer.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    let uc = ctx.cast::<libc::ucontext_t>();
+    // SAFETY: for an SA_SIGINFO handler `ctx` is the interrupted thread's ucontext; setting
+    // its rax makes the refused syscall return -EPERM.
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = -i64::from(libc::EPERM) };
 }
