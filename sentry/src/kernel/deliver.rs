@@ -13,7 +13,16 @@ impl Task {
         if let Some(i) = self.h.sig().pending.pop(mask) {
             return Some(i);
         }
-        self.h.tg.lock().pending.pop(mask)
+        let mut g = self.h.tg.lock();
+        // A process-directed signal goes to the main thread unless it blocks it (as Linux's
+        // complete_signal prefers it); other threads take what it blocks.
+        let mut take = !mask;
+        if self.h.tid != self.h.tg.tgid {
+            if let Some(leader) = g.threads.iter().find(|t| t.tid == self.h.tg.tgid) {
+                take &= leader.sig().mask;
+            }
+        }
+        g.pending.pop(!take)
     }
 
     /// Delivers pending signals before returning to app code.

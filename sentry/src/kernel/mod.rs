@@ -10,6 +10,7 @@
 pub mod deliver;
 pub mod futex;
 pub mod signal;
+pub mod timer;
 pub mod wait;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,9 +116,10 @@ pub struct ThreadGroup {
     /// CPU time of this process in microseconds (user, system), approximated by wall time.
     pub utime_us: AtomicU64,
     pub stime_us: AtomicU64,
-    /// The armed ITIMER_REAL/alarm deadline and its generation.
-    pub alarm: Mutex<Option<(Instant, u64)>>,
-    pub alarm_gen: AtomicU64,
+    /// Interval timers (setitimer, alarm) and POSIX timers.
+    pub timers: timer::ProcTimers,
+    /// Woken when a signal is queued to the process or one of its threads (signalfd).
+    pub signal_wait: WaitQueue,
 }
 
 impl ThreadGroup {
@@ -166,6 +168,20 @@ pub struct TaskHandle {
     pub pdeathsig: AtomicI32,
     /// prctl(PR_SET_NO_NEW_PRIVS), inherited by children.
     pub no_new_privs: AtomicBool,
+    /// Scheduling policy, nice value and CPU affinity.
+    pub sched: Mutex<SchedAttr>,
+}
+
+/// What sched_setscheduler, setpriority and sched_setaffinity set (recorded only: the host
+/// schedules the sentry's threads).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SchedAttr {
+    pub policy: i32,
+    pub priority: i32,
+    pub reset_on_fork: bool,
+    pub nice: i32,
+    /// Allowed CPUs, bit i for CPU i; 0 for all.
+    pub affinity: u64,
 }
 
 impl TaskHandle {
@@ -184,7 +200,14 @@ impl TaskHandle {
             return true;
         }
         let own = self.sig().pending.set;
-        (own | st.pending.set) & !mask != 0
+        let mut shared = st.pending.set & !mask;
+        if self.tid != self.tg.tgid {
+            // Process-directed signals are the main thread's unless it blocks them.
+            if let Some(leader) = st.threads.iter().find(|t| t.tid == self.tg.tgid) {
+                shared &= leader.sig().mask;
+            }
+        }
+        own & !mask != 0 || shared != 0
     }
 
     /// Wakes the task wherever it is: asleep in the sentry or running app code.
@@ -332,6 +355,7 @@ impl Kernel {
         for t in threads {
             t.kick();
         }
+        tg.signal_wait.notify(crate::vfs::file::POLLIN);
         if let Some(p) = continued {
             if p.action(SIGCHLD).flags & SA_NOCLDSTOP == 0 {
                 let info = SigInfo {
@@ -361,6 +385,7 @@ impl Kernel {
             t.sig().pending.push(info);
         }
         t.kick();
+        t.tg.signal_wait.notify(crate::vfs::file::POLLIN);
     }
 
     /// A group's process group and session (0 if gone).
@@ -478,6 +503,7 @@ impl Task {
     /// Records the address space, fds and fs of a group leader, for /proc.
     pub fn publish(&self) {
         crate::vfs::fs::proc::CURRENT.with(|c| *c.borrow_mut() = Some(Arc::downgrade(&self.h.tg)));
+        crate::vfs::fs::signalfd::set_current(&self.h);
         if self.h.tid == self.h.tg.tgid {
             let mut g = self.h.tg.lock();
             g.mm = Some(self.mm.clone());
@@ -534,6 +560,8 @@ impl Task {
             if let Some(st) = self.must_exit() {
                 return self.exit(st);
             }
+            // Host mappings changed by sentry-side writes or truncations (mm::sync_host).
+            self.mm.sync_host(self.pt.as_mut());
             let t0 = Instant::now();
             let ev = self.pt.switch(&mut self.regs);
             let t1 = Instant::now();
@@ -550,12 +578,17 @@ impl Task {
             match ev {
                 crate::platform::Event::Syscall => crate::syscalls::dispatch(&mut self),
                 crate::platform::Event::Fault { signo, code, addr } => {
-                    self.force_signal(SigInfo {
-                        signo,
-                        code,
-                        addr,
-                        ..SigInfo::default()
-                    });
+                    // The mm may fix the mapping (retry) or change the signal (SIGBUS).
+                    if let crate::mm::FaultOutcome::Signal(signo, code) =
+                        self.mm.fault(self.pt.as_mut(), signo, code, addr)
+                    {
+                        self.force_signal(SigInfo {
+                            signo,
+                            code,
+                            addr,
+                            ..SigInfo::default()
+                        });
+                    }
                 }
                 crate::platform::Event::Interrupted => {}
                 crate::platform::Event::Gone => {
@@ -664,6 +697,7 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
         (g.parent.upgrade(), std::mem::take(&mut g.children))
     };
     tg.exit_wait.wake_all();
+    tg.timers.cancel_all();
     k.locks
         .release_all(crate::vfs::locks::Owner::Process(tg.tgid));
     if tg.tgid == 1 {
@@ -790,8 +824,8 @@ pub fn new_group(
         exit_wait: WaitQueue::default(),
         utime_us: AtomicU64::new(0),
         stime_us: AtomicU64::new(0),
-        alarm: Mutex::new(None),
-        alarm_gen: AtomicU64::new(0),
+        timers: timer::ProcTimers::default(),
+        signal_wait: WaitQueue::default(),
     });
     let h = new_handle(pid, &tg, comm);
     let mut procs = k.procs();
@@ -827,6 +861,7 @@ fn new_handle(tid: i32, tg: &Arc<ThreadGroup>, comm: Vec<u8>) -> Arc<TaskHandle>
         stime_ns: AtomicU64::new(0),
         pdeathsig: AtomicI32::new(0),
         no_new_privs: AtomicBool::new(false),
+        sched: Mutex::new(SchedAttr::default()),
     })
 }
 

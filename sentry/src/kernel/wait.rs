@@ -1,6 +1,7 @@
 //! Sleeping and waking: each task has one [`Waiter`]; objects that tasks wait for hold a
 //! [`WaitQueue`] of the waiters interested in them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
@@ -43,10 +44,15 @@ impl Waiter {
     }
 }
 
-/// Waiters interested in one object.
+/// Number of poll event bits (POLLIN 0x1 .. POLLRDHUP 0x2000) with their own wake-up count.
+const EVENT_BITS: usize = 14;
+
+/// Waiters interested in one object, and how often it was woken for each poll event (so
+/// edge-triggered epoll sees one edge per wake-up, as Linux's keyed wake-ups give).
 #[derive(Default)]
 pub struct WaitQueue {
     waiters: Mutex<Vec<Weak<Waiter>>>,
+    events: [AtomicU64; EVENT_BITS],
 }
 
 /// Removes its waiter from the queue when dropped.
@@ -85,7 +91,18 @@ impl WaitQueue {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|x| !x.ptr_eq(&weak));
     }
+    /// Wakes every waiter, counting a wake-up for every poll event.
     pub fn wake_all(&self) {
+        self.notify(u32::MAX);
+    }
+    /// Wakes every waiter for a change concerning the poll events `events` (Linux's keyed
+    /// `wake_up_poll`): only those events' counts move.
+    pub fn notify(&self, events: u32) {
+        for (i, c) in self.events.iter().enumerate() {
+            if events & (1 << i) != 0 {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         let v: Vec<Arc<Waiter>> = {
             let mut v = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
             v.retain(|x| x.strong_count() > 0);
@@ -94,5 +111,14 @@ impl WaitQueue {
         for w in v {
             w.wake();
         }
+    }
+    /// A count that moves whenever the queue is woken for any of `events`.
+    pub fn generation(&self, events: u32) -> u64 {
+        self.events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| events & (1 << i) != 0)
+            .map(|(_, c)| c.load(Ordering::SeqCst))
+            .fold(0u64, u64::wrapping_add)
     }
 }

@@ -87,13 +87,15 @@ fn map_segments(
                 shared: false,
                 fixed: true,
                 noreplace: false,
+                may_write: true,
                 kind: VmaKind::File {
                     src: src.clone(),
                     file_off: page_down(p.offset),
                 },
             };
             mm.mmap(pt, req)?;
-            // The bss part of the last file page must read as zeros.
+            // The bss part of the last file page must read as zeros (this copies the page;
+            // `load` brings the host mapping up to date at the end).
             if p.memsz > p.filesz && file_end < file_map_end {
                 mm.zero(file_end, (file_map_end - file_end) as usize)?;
             }
@@ -107,6 +109,7 @@ fn map_segments(
                 shared: false,
                 fixed: true,
                 noreplace: false,
+                may_write: true,
                 kind: VmaKind::Anon,
             };
             mm.mmap(pt, req)?;
@@ -210,6 +213,7 @@ pub fn load(
             shared: false,
             fixed: true,
             noreplace: false,
+            may_write: true,
             kind: VmaKind::Stack,
         },
     )?;
@@ -284,6 +288,7 @@ pub fn load(
         m.arg_range = (arg_lo, arg_hi);
         m.env_range = (env_lo, env_hi);
     }
+    mm.sync_host(pt);
     Ok(Loaded { entry, sp })
 }
 

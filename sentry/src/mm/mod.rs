@@ -1,27 +1,51 @@
 //! Virtual memory of an app address space.
 //!
-//! Every app page is a page of the [`MemFile`]; a [`Vma`] maps a range of app addresses to a
-//! range of a [`Backing`] (a reserved piece of the memory file). The stub's host mappings
-//! mirror the VMAs exactly (each change is injected through the platform thread), so a host
-//! fault in the stub is always a real app fault. Private file mappings are filled from the file
-//! when mapped; shared writable file mappings are written back on msync, munmap and exit.
+//! Every app page is a page of the [`MemFile`]. A [`Vma`] maps a range of app addresses onto
+//! [`Pages`]: anonymous memory (a [`Backing`], a reserved piece of the memory file), or a
+//! file's [`PageCache`] (shared by all mappings of the file, so they and read/write agree),
+//! with, for a private mapping, copies of the pages it wrote.
 //!
-//! Locks: `MemoryManager::inner` (RwLock) is taken alone; MemFile's allocator lock nests inside.
+//! The stub's host mappings mirror the VMAs page by page (each change is injected through the
+//! platform thread), except for three kinds of page the host must fault on so the sentry can
+//! act: pages of a file mapping past the end of the file (SIGBUS), the part of a grown shared
+//! anonymous mapping past its object (SIGBUS), and pages of a private file mapping not yet
+//! written (mapped read-only from the cache; the write fault copies the page). [`fault`]
+//! turns such host faults into what Linux does.
+//!
+//! Writes the sentry makes into a private file page (read(2) into a `.data` buffer, the
+//! loader zeroing bss) copy the page too; the host mapping is then fixed by
+//! [`MemoryManager::sync_host`], which the task runs before it next runs app code. The same
+//! call unmaps pages past a file's end after a truncation (see `cache`).
+//!
+//! Locks: `MemoryManager::inner` (RwLock) first, then a page cache's lock, then a private
+//! mapping's copy set and the `stale` list; MemFile's allocator lock nests inside all.
+//!
+//! [`fault`]: MemoryManager::fault
 
+pub mod cache;
 pub mod memfile;
+mod remap;
+mod vma;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use cache::{MapKey, PageCache};
 pub use memfile::{MemFile, PAGE};
+pub use vma::{Backing, Copies, MapSource, Pages, Vma, VmaKind};
 
+use crate::abi::signal::{SIGBUS, SIGSEGV};
 use crate::abi::{Errno, Pod};
 use crate::platform::{Layout, PlatformThread};
 
 pub const PROT_READ: i32 = 1;
 pub const PROT_WRITE: i32 = 2;
 pub const PROT_EXEC: i32 = 4;
+
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+const BUS_ADRERR: i32 = 2;
 
 /// Bytes of stack the initial thread gets.
 pub const STACK_SIZE: u64 = 8 << 20;
@@ -33,87 +57,21 @@ pub fn page_down(x: u64) -> u64 {
     x & !(PAGE - 1)
 }
 
-/// A reserved range of the memory file, released when the last VMA using it goes.
-pub struct Backing {
-    mf: Arc<MemFile>,
-    off: u64,
+/// A piece of host mapping: `len` bytes at `addr` from memory-file offset `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    addr: u64,
     len: u64,
+    off: u64,
+    prot: i32,
 }
 
-impl Backing {
-    pub fn new(mf: &Arc<MemFile>, len: u64) -> Result<Arc<Backing>, Errno> {
-        let off = mf.alloc(len)?;
-        Ok(Arc::new(Backing {
-            mf: mf.clone(),
-            off,
-            len,
-        }))
-    }
-    pub fn offset(&self) -> u64 {
-        self.off
-    }
-}
-
-impl Drop for Backing {
-    fn drop(&mut self) {
-        self.mf.free(self.off, self.len);
-    }
-}
-
-/// What a file mapping is of, for `/proc/PID/maps`, writeback and refilling.
-pub trait MapSource: Send + Sync {
-    /// Fills `len` bytes of the memory file at `mf_off` from the file at `file_off`; bytes past
-    /// the end of file are left zero.
-    fn fill(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno>;
-    /// Writes `len` bytes of the memory file at `mf_off` back to the file at `file_off`.
-    fn write_back(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno>;
-    /// (dev, ino, path) shown in maps.
-    fn describe(&self) -> (u64, u64, Vec<u8>);
-}
-
-/// What a VMA is called in `/proc/PID/maps`.
-#[derive(Clone)]
-pub enum VmaKind {
-    Anon,
-    Heap,
-    Stack,
-    File {
-        src: Arc<dyn MapSource>,
-        file_off: u64,
-    },
-}
-
-/// A mapped range.
-#[derive(Clone)]
-pub struct Vma {
-    pub start: u64,
-    pub end: u64,
-    pub prot: i32,
-    pub shared: bool,
-    pub backing: Arc<Backing>,
-    /// Offset into `backing` of `start`.
-    pub boff: u64,
-    pub kind: VmaKind,
-}
-
-impl Vma {
-    fn mf_off(&self, addr: u64) -> u64 {
-        self.backing.off + self.boff + (addr - self.start)
-    }
-    /// The part of `self` within [lo, hi).
-    fn slice(&self, lo: u64, hi: u64) -> Vma {
-        let mut v = self.clone();
-        v.start = lo.max(self.start);
-        v.end = hi.min(self.end);
-        v.boff = self.boff + (v.start - self.start);
-        if let VmaKind::File { file_off, .. } = &mut v.kind {
-            *file_off += v.start - self.start;
-        }
-        v
-    }
-    fn writes_back(&self) -> bool {
-        self.shared && self.prot & PROT_WRITE != 0 && matches!(self.kind, VmaKind::File { .. })
-    }
+/// Where one app page is.
+enum Where {
+    /// At this memory-file offset, with this host protection.
+    Mem(u64, i32),
+    /// Nowhere: past the end of the file or object (SIGBUS).
+    Beyond,
 }
 
 /// The address space state.
@@ -137,6 +95,13 @@ pub struct MemoryManager {
     inner: RwLock<Mm>,
     /// Tasks running in this address space.
     users: std::sync::atomic::AtomicUsize,
+    /// Pages whose host mapping is out of date (copied by a sentry-side write).
+    stale: Mutex<Vec<u64>>,
+    has_stale: AtomicBool,
+    /// The truncation generation the host mappings reflect.
+    eof_seen: AtomicU64,
+    /// The last address a fault was retried at and how many times in a row.
+    retries: Mutex<(u64, u32)>,
 }
 
 /// Options of one mapping request.
@@ -149,7 +114,42 @@ pub struct MapReq {
     pub fixed: bool,
     /// MAP_FIXED_NOREPLACE.
     pub noreplace: bool,
+    /// PROT_WRITE may be added later by mprotect.
+    pub may_write: bool,
     pub kind: VmaKind,
+}
+
+/// How mremap may place the result.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Remap {
+    /// MREMAP_MAYMOVE.
+    pub may_move: bool,
+    /// MREMAP_FIXED: the new address.
+    pub fixed_to: Option<u64>,
+    /// MREMAP_DONTUNMAP: the old range stays mapped (and empty, if private).
+    pub dont_unmap: bool,
+}
+
+/// madvise(2) advice the address space acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// MADV_DONTNEED, MADV_FREE: private pages are dropped.
+    DontNeed,
+    DontFork,
+    DoFork,
+    WipeOnFork,
+    KeepOnFork,
+    /// Accepted, changes nothing here.
+    Other,
+}
+
+/// What the task does about a host fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// The sentry fixed the mapping: run the instruction again.
+    Retry,
+    /// Deliver this signal and code.
+    Signal(i32, i32),
 }
 
 static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
@@ -176,6 +176,10 @@ impl MemoryManager {
                 stack_top,
             }),
             users: std::sync::atomic::AtomicUsize::new(0),
+            stale: Mutex::new(Vec::new()),
+            has_stale: AtomicBool::new(false),
+            eof_seen: AtomicU64::new(cache::eof_generation()),
+            retries: Mutex::new((0, 0)),
         }
     }
 
@@ -196,6 +200,115 @@ impl MemoryManager {
     }
     pub fn write(&self) -> RwLockWriteGuard<'_, Mm> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the page at `addr` (page aligned, inside `v`) is.
+    fn locate(&self, v: &Vma, addr: u64) -> Result<Where, Errno> {
+        let d = addr - v.start;
+        match &v.pages {
+            Pages::Anon { backing, boff } => {
+                if boff + d >= backing.len {
+                    return Ok(Where::Beyond);
+                }
+                Ok(Where::Mem(backing.off + boff + d, v.prot))
+            }
+            Pages::File {
+                cache,
+                file_off,
+                copies,
+            } => {
+                let mut g = cache.lock();
+                let fpos = file_off + d;
+                if fpos >= page_up(cache.size()).unwrap_or(u64::MAX) {
+                    return Ok(Where::Beyond);
+                }
+                if let Some((c, coff)) = copies {
+                    if c.done().contains(&(coff + d)) {
+                        return Ok(Where::Mem(c.mem.off + coff + d, v.prot));
+                    }
+                    return Ok(Where::Mem(g.page(fpos)?, v.prot & !PROT_WRITE));
+                }
+                Ok(Where::Mem(g.page(fpos)?, v.prot))
+            }
+        }
+    }
+
+    /// The host mapping of [lo, hi) ⊆ `v`; pages outside the runs stay unmapped.
+    fn runs(&self, v: &Vma, lo: u64, hi: u64) -> Result<Vec<Run>, Errno> {
+        let mut out: Vec<Run> = Vec::new();
+        match &v.pages {
+            Pages::Anon { backing, boff } => {
+                let avail = backing.len.saturating_sub(boff + (lo - v.start));
+                let n = (hi - lo).min(avail);
+                if n > 0 {
+                    out.push(Run {
+                        addr: lo,
+                        len: n,
+                        off: backing.off + boff + (lo - v.start),
+                        prot: v.prot,
+                    });
+                }
+            }
+            Pages::File {
+                cache,
+                file_off,
+                copies,
+            } => {
+                let mut g = cache.lock();
+                let eof = page_up(cache.size()).unwrap_or(u64::MAX);
+                if v.shared && v.prot & PROT_WRITE != 0 {
+                    g.set_writers();
+                }
+                let done = copies.as_ref().map(|(c, _)| c.done());
+                let mut addr = lo;
+                while addr < hi {
+                    let d = addr - v.start;
+                    let fpos = file_off + d;
+                    if fpos >= eof {
+                        break;
+                    }
+                    let (off, prot) = match (copies, &done) {
+                        (Some((c, coff)), Some(done)) if done.contains(&(coff + d)) => {
+                            (c.mem.off + coff + d, v.prot)
+                        }
+                        (Some(_), _) => (g.page(fpos)?, v.prot & !PROT_WRITE),
+                        _ => (g.page(fpos)?, v.prot),
+                    };
+                    match out.last_mut() {
+                        Some(r)
+                            if r.addr + r.len == addr && r.off + r.len == off && r.prot == prot =>
+                        {
+                            r.len += PAGE;
+                        }
+                        _ => out.push(Run {
+                            addr,
+                            len: PAGE,
+                            off,
+                            prot,
+                        }),
+                    }
+                    addr += PAGE;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes the host mapping of [lo, hi) ⊆ `v` match the model.
+    fn install(&self, pt: &mut dyn PlatformThread, v: &Vma, lo: u64, hi: u64) -> Result<(), Errno> {
+        let runs = self.runs(v, lo, hi)?;
+        let mut pos = lo;
+        for r in runs {
+            if r.addr > pos {
+                pt.unmap(pos, r.addr - pos).map_err(host)?;
+            }
+            pt.map(r.addr, r.len, r.prot, r.off).map_err(host)?;
+            pos = r.addr + r.len;
+        }
+        if pos < hi {
+            pt.unmap(pos, hi - pos).map_err(host)?;
+        }
+        Ok(())
     }
 
     /// Maps a new range and fills it (from the file for file mappings); returns its address.
@@ -223,21 +336,40 @@ impl MemoryManager {
         } else {
             mm.find_free(page_down(req.addr), len)?
         };
-        let backing = Backing::new(&self.mf, len)?;
-        if let VmaKind::File { src, file_off } = &req.kind {
-            src.fill(&self.mf, backing.off, len, *file_off)?;
-        }
+        let pages = match &req.kind {
+            VmaKind::File { src, file_off } if !src.anonymous() => {
+                file_off.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+                Pages::File {
+                    cache: PageCache::get(&self.mf, src),
+                    file_off: *file_off,
+                    copies: if req.shared {
+                        None
+                    } else {
+                        Some((Copies::new(&self.mf, len)?, 0))
+                    },
+                }
+            }
+            _ => Pages::Anon {
+                backing: Backing::new(&self.mf, len)?,
+                boff: 0,
+            },
+        };
         let vma = Vma {
             start: addr,
             end: addr + len,
             prot: req.prot,
             shared: req.shared,
-            backing,
-            boff: 0,
+            may_write: req.may_write,
+            dontfork: false,
+            wipeonfork: false,
+            pages,
             kind: req.kind,
         };
-        self.unmap_locked(&mut mm, pt, addr, addr + len, false)?;
-        pt.map(addr, len, req.prot, vma.backing.off).map_err(host)?;
+        self.unmap_locked(&mut mm, addr, addr + len);
+        if let Err(e) = self.install(pt, &vma, addr, addr + len) {
+            let _ = pt.unmap(addr, len);
+            return Err(e);
+        }
         mm.vmas.insert(addr, vma);
         Ok(addr)
     }
@@ -251,17 +383,12 @@ impl MemoryManager {
             .and_then(|l| addr.checked_add(l))
             .ok_or(Errno::EINVAL)?;
         let mut mm = self.write();
-        self.unmap_locked(&mut mm, pt, addr, end, true)
+        self.unmap_locked(&mut mm, addr, end);
+        pt.unmap(addr, end - addr).map_err(host)
     }
 
-    fn unmap_locked(
-        &self,
-        mm: &mut Mm,
-        pt: &mut dyn PlatformThread,
-        lo: u64,
-        hi: u64,
-        host_unmap: bool,
-    ) -> Result<(), Errno> {
+    /// Takes [lo, hi) out of the VMA tree (splitting VMAs at the edges); returns the pieces.
+    fn take(mm: &mut Mm, lo: u64, hi: u64) -> Vec<Vma> {
         let hit: Vec<u64> = mm
             .vmas
             .range(..hi)
@@ -269,60 +396,109 @@ impl MemoryManager {
             .take_while(|(_, v)| v.end > lo)
             .map(|(&s, _)| s)
             .collect();
-        if hit.is_empty() {
-            return Ok(());
-        }
-        for s in hit {
+        let mut out = Vec::new();
+        for s in hit.into_iter().rev() {
             let Some(v) = mm.vmas.remove(&s) else {
                 continue;
             };
-            let gone = v.slice(lo, hi);
-            if gone.writes_back() {
-                let _ = self.write_back(&gone);
-            }
-            if !v.shared {
-                self.mf
-                    .punch(gone.mf_off(gone.start), gone.end - gone.start);
-            }
             if v.start < lo {
                 mm.vmas.insert(v.start, v.slice(v.start, lo));
             }
             if v.end > hi {
                 mm.vmas.insert(hi, v.slice(hi, v.end));
             }
+            out.push(v.slice(lo, hi));
         }
-        if host_unmap {
-            pt.unmap(lo, hi - lo).map_err(host)?;
-        }
-        Ok(())
+        out
     }
 
-    fn write_back(&self, v: &Vma) -> Result<(), Errno> {
-        if let VmaKind::File { src, file_off } = &v.kind {
-            src.write_back(&self.mf, v.mf_off(v.start), v.end - v.start, *file_off)?;
+    /// Releases the private memory of a VMA piece that goes away.
+    fn release(&self, v: &Vma) {
+        match &v.pages {
+            Pages::Anon { backing, boff } if !v.shared => {
+                self.mf.punch(backing.off + boff, v.len());
+            }
+            Pages::File {
+                copies: Some((c, coff)),
+                ..
+            } => c.forget(*coff, v.len()),
+            _ => {}
         }
-        Ok(())
     }
 
-    /// msync: writes shared file mappings in the range back.
+    /// Removes [lo, hi) from the model (the caller fixes the host side).
+    fn unmap_locked(&self, mm: &mut Mm, lo: u64, hi: u64) {
+        for v in Self::take(mm, lo, hi) {
+            self.release(&v);
+        }
+    }
+
+    /// msync: writes shared file mappings in the range back. ENOMEM if part is unmapped.
     pub fn msync(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-        let mm = self.read();
-        for (_, v) in mm.vmas.range(..end).rev().take_while(|(_, v)| v.end > addr) {
-            let s = v.slice(addr, end);
-            if s.writes_back() {
-                self.write_back(&s)?;
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(Errno::ENOMEM)?;
+        let pieces: Vec<Vma> = {
+            let mm = self.read();
+            mm.covering(addr, end)
+                .into_iter()
+                .map(|v| v.slice(addr, end))
+                .collect()
+        };
+        let mut pos = addr;
+        for v in &pieces {
+            if v.start > pos {
+                return Err(Errno::ENOMEM);
+            }
+            pos = v.end;
+            if let Pages::File {
+                cache, file_off, ..
+            } = &v.pages
+            {
+                if v.shared {
+                    cache.flush(*file_off, v.len())?;
+                }
             }
         }
+        if pos < end {
+            return Err(Errno::ENOMEM);
+        }
         Ok(())
     }
 
-    /// Writes every shared file mapping back (process exit).
-    pub fn sync_all(&self) {
-        let mm = self.read();
-        for v in mm.vmas.values().filter(|v| v.writes_back()) {
-            let _ = self.write_back(v);
+    /// Applies `f` to the VMAs of [lo, hi), split at the edges, then brings the host mapping of
+    /// the range up to date. Every page must be mapped (ENOMEM), and `check` must pass for
+    /// every VMA before anything changes.
+    fn modify(
+        &self,
+        pt: &mut dyn PlatformThread,
+        lo: u64,
+        hi: u64,
+        check: impl Fn(&Vma) -> Result<(), Errno>,
+        f: impl Fn(&mut Vma),
+    ) -> Result<(), Errno> {
+        let mut mm = self.write();
+        let mut pos = lo;
+        for v in mm.covering(lo, hi) {
+            if v.start > pos {
+                return Err(Errno::ENOMEM);
+            }
+            check(v)?;
+            pos = v.end;
         }
+        if pos < hi {
+            return Err(Errno::ENOMEM);
+        }
+        let pieces = Self::take(&mut mm, lo, hi);
+        let mut res = Ok(());
+        for mut v in pieces {
+            f(&mut v);
+            if res.is_ok() {
+                res = self.install(pt, &v, v.start, v.end);
+            }
+            mm.vmas.insert(v.start, v);
+        }
+        res
     }
 
     pub fn mprotect(
@@ -341,39 +517,18 @@ impl MemoryManager {
         if end == addr {
             return Ok(());
         }
-        let mut mm = self.write();
-        // Every page must be mapped.
-        let mut pos = addr;
-        for (_, v) in mm.vmas.range(..end).filter(|(_, v)| v.end > addr) {
-            if v.start > pos {
-                return Err(Errno::ENOMEM);
-            }
-            pos = v.end;
-        }
-        if pos < end {
-            return Err(Errno::ENOMEM);
-        }
-        let hit: Vec<u64> = mm
-            .vmas
-            .range(..end)
-            .filter(|(_, v)| v.end > addr)
-            .map(|(&s, _)| s)
-            .collect();
-        for s in hit {
-            let Some(v) = mm.vmas.remove(&s) else {
-                continue;
-            };
-            if v.start < addr {
-                mm.vmas.insert(v.start, v.slice(v.start, addr));
-            }
-            if v.end > end {
-                mm.vmas.insert(end, v.slice(end, v.end));
-            }
-            let mut mid = v.slice(addr, end);
-            mid.prot = prot;
-            mm.vmas.insert(mid.start, mid);
-        }
-        pt.protect(addr, end - addr, prot).map_err(host)
+        self.modify(
+            pt,
+            addr,
+            end,
+            |v| {
+                if prot & PROT_WRITE != 0 && !v.may_write {
+                    return Err(Errno::EACCES);
+                }
+                Ok(())
+            },
+            |v| v.prot = prot,
+        )
     }
 
     /// brk(2): returns the new (or unchanged) break.
@@ -397,6 +552,7 @@ impl MemoryManager {
                 shared: false,
                 fixed: false,
                 noreplace: true,
+                may_write: true,
                 kind: VmaKind::Heap,
             };
             if self.mmap(pt, req).is_err() {
@@ -409,153 +565,113 @@ impl MemoryManager {
         want
     }
 
-    /// madvise(MADV_DONTNEED): private pages read back as zeros (file pages are refilled).
-    pub fn dontneed(&self, addr: u64, len: u64) -> Result<(), Errno> {
+    /// madvise(2) on [addr, addr+len) (`addr` page aligned, `len` not zero). The advice is
+    /// applied to the mapped parts; ENOMEM if some of the range is unmapped, as Linux.
+    pub fn madvise(
+        &self,
+        pt: &mut dyn PlatformThread,
+        addr: u64,
+        len: u64,
+        advice: Advice,
+    ) -> Result<(), Errno> {
         let end = page_up(len)
             .and_then(|l| addr.checked_add(l))
             .ok_or(Errno::EINVAL)?;
-        let mm = self.read();
-        for (_, v) in mm.vmas.range(..end).filter(|(_, v)| v.end > addr) {
-            let s = v.slice(addr, end);
-            if v.shared {
-                continue;
+        let (mapped, hole) = {
+            let mm = self.read();
+            let mut pos = addr;
+            let mut hole = false;
+            let mut mapped = Vec::new();
+            for v in mm.covering(addr, end) {
+                hole |= v.start > pos;
+                pos = v.end;
+                mapped.push((v.start.max(addr), v.end.min(end), v.private_anon()));
             }
-            self.mf.punch(s.mf_off(s.start), s.end - s.start);
-            if let VmaKind::File { src, file_off } = &s.kind {
-                src.fill(&self.mf, s.mf_off(s.start), s.end - s.start, *file_off)?;
+            (mapped, hole || pos < end)
+        };
+        if advice == Advice::WipeOnFork && mapped.iter().any(|&(_, _, anon)| !anon) {
+            return Err(Errno::EINVAL);
+        }
+        for (lo, hi, _) in mapped {
+            match advice {
+                Advice::DontNeed => self.dontneed(pt, lo, hi)?,
+                Advice::DontFork => self.modify(pt, lo, hi, |_| Ok(()), |v| v.dontfork = true)?,
+                Advice::DoFork => self.modify(pt, lo, hi, |_| Ok(()), |v| v.dontfork = false)?,
+                Advice::WipeOnFork => {
+                    self.modify(pt, lo, hi, |_| Ok(()), |v| v.wipeonfork = true)?
+                }
+                Advice::KeepOnFork => {
+                    self.modify(pt, lo, hi, |_| Ok(()), |v| v.wipeonfork = false)?
+                }
+                Advice::Other => {}
             }
+        }
+        if hole {
+            return Err(Errno::ENOMEM);
         }
         Ok(())
     }
 
-    /// mremap(2) without MREMAP_FIXED's exotic cases: shrink in place, grow in place if free,
-    /// else move (with MREMAP_MAYMOVE).
-    pub fn mremap(
-        &self,
-        pt: &mut dyn PlatformThread,
-        old: u64,
-        old_len: u64,
-        new_len: u64,
-        may_move: bool,
-        fixed_to: Option<u64>,
-    ) -> Result<u64, Errno> {
-        if !old.is_multiple_of(PAGE) || new_len == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
-        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
-        let v = {
-            let mm = self.read();
-            let (_, v) = mm.vmas.range(..=old).next_back().ok_or(Errno::EFAULT)?;
-            if v.end < old + old_len.max(PAGE) || v.start > old {
-                return Err(Errno::EFAULT);
+    /// MADV_DONTNEED on mapped [lo, hi): private anonymous pages read back as zeros, private
+    /// file pages show the file again; shared pages keep their contents.
+    fn dontneed(&self, pt: &mut dyn PlatformThread, lo: u64, hi: u64) -> Result<(), Errno> {
+        let mm = self.read();
+        for v in mm.covering(lo, hi) {
+            let s = v.slice(lo, hi);
+            if s.shared {
+                continue;
             }
-            v.slice(old, old + old_len.max(PAGE))
-        };
-        if fixed_to.is_none() && new_len <= old_len {
-            if new_len < old_len {
-                self.munmap(pt, old + new_len, old_len - new_len)?;
-            }
-            return Ok(old);
-        }
-        if fixed_to.is_none() {
-            // Grow in place when the pages after are free.
-            let free_after = {
-                let mm = self.read();
-                mm.vmas.range(old + old_len..old + new_len).next().is_none()
-                    && old + new_len <= mm.layout.top
-                    && !overlaps(mm.layout.reserved, old + old_len, old + new_len)
-            };
-            if free_after && !v.shared {
-                let kind = match &v.kind {
-                    VmaKind::File { .. } => VmaKind::Anon,
-                    k => k.clone(),
-                };
-                let req = MapReq {
-                    addr: old + old_len,
-                    len: new_len - old_len,
-                    prot: v.prot,
-                    shared: false,
-                    fixed: true,
-                    noreplace: false,
-                    kind,
-                };
-                self.mmap(pt, req)?;
-                return Ok(old);
-            }
-            if !may_move {
-                return Err(Errno::ENOMEM);
+            match &s.pages {
+                Pages::Anon { backing, boff } => self.mf.punch(backing.off + boff, s.len()),
+                Pages::File {
+                    copies: Some((c, coff)),
+                    ..
+                } => {
+                    c.forget(*coff, s.len());
+                    self.install(pt, &s, s.start, s.end)?;
+                }
+                Pages::File { .. } => {}
             }
         }
-        // Move: new backing, copy, unmap the old range.
-        let dest = {
-            let mut mm = self.write();
-            match fixed_to {
-                Some(a) => a,
-                None => mm.find_free(0, new_len)?,
-            }
-        };
-        if let Some(a) = fixed_to {
-            if !a.is_multiple_of(PAGE) {
-                return Err(Errno::EINVAL);
-            }
-            self.munmap(pt, a, new_len)?;
-        }
-        let backing = if v.shared && new_len <= old_len {
-            v.backing.clone()
-        } else {
-            let b = Backing::new(&self.mf, new_len)?;
-            self.mf.copy(v.mf_off(old), b.off, old_len.min(new_len));
-            b
-        };
-        let boff = if Arc::ptr_eq(&backing, &v.backing) {
-            v.boff
-        } else {
-            0
-        };
-        let nv = Vma {
-            start: dest,
-            end: dest + new_len,
-            backing,
-            boff,
-            ..v.clone()
-        };
-        let mut mm = self.write();
-        self.unmap_locked(&mut mm, pt, old, old + old_len, true)?;
-        pt.map(dest, new_len, nv.prot, nv.mf_off(dest))
-            .map_err(host)?;
-        mm.vmas.insert(dest, nv);
-        Ok(dest)
+        Ok(())
     }
 
     /// Maps every VMA into `pt`, a new and empty address space (after `fork_copy`).
     pub fn map_all(&self, pt: &mut dyn PlatformThread) -> Result<(), Errno> {
         let mm = self.read();
         for v in mm.vmas.values() {
-            pt.map(v.start, v.end - v.start, v.prot, v.mf_off(v.start))
-                .map_err(host)?;
+            self.install(pt, v, v.start, v.end)?;
         }
         Ok(())
     }
 
     /// A copy of this address space for fork(2): private memory is copied now, shared
-    /// memory is shared. The copy is mapped into its stub later with `map_all`.
+    /// memory (and the unwritten pages of private file mappings) is shared. The copy is
+    /// mapped into its stub later with `map_all`.
     pub fn fork_copy(&self) -> Result<MemoryManager, Errno> {
         let mm = self.read();
         let mut vmas = BTreeMap::new();
-        for v in mm.vmas.values() {
-            let len = v.end - v.start;
-            let nv = if v.shared {
-                v.clone()
-            } else {
-                let b = Backing::new(&self.mf, len)?;
-                self.mf.copy(v.mf_off(v.start), b.off, len);
-                Vma {
-                    backing: b,
-                    boff: 0,
-                    ..v.clone()
+        for v in mm.vmas.values().filter(|v| !v.dontfork) {
+            let len = v.len();
+            let mut nv = v.clone();
+            match &mut nv.pages {
+                Pages::Anon { backing, boff } if !v.shared => {
+                    let b = Backing::new(&self.mf, len)?;
+                    if !v.wipeonfork {
+                        self.mf.copy(backing.off + *boff, b.off, len);
+                    }
+                    *backing = b;
+                    *boff = 0;
                 }
-            };
+                Pages::File {
+                    copies: Some((c, coff)),
+                    ..
+                } => {
+                    *c = c.transplant(*coff, len, len, 0)?;
+                    *coff = 0;
+                }
+                _ => {}
+            }
             vmas.insert(nv.start, nv);
         }
         let new = MemoryManager::new(self.mf.clone(), mm.layout);
@@ -572,13 +688,135 @@ impl MemoryManager {
         Ok(new)
     }
 
-    /// Calls `f(memfile_offset, len)` for each piece of [addr, addr+len), after checking that
-    /// every byte is mapped with `need` protection.
+    /// Makes the host mappings current before app code runs again: pages copied by
+    /// sentry-side writes, and pages past the end of files that shrank. Cheap when nothing
+    /// changed.
+    pub fn sync_host(&self, pt: &mut dyn PlatformThread) {
+        let gen = cache::eof_generation();
+        let shrunk = self.eof_seen.swap(gen, Ordering::AcqRel) != gen;
+        if !shrunk && !self.has_stale.load(Ordering::Acquire) {
+            return;
+        }
+        let mm = self.read();
+        let stale = {
+            let mut s = self.stale.lock().unwrap_or_else(|e| e.into_inner());
+            self.has_stale.store(false, Ordering::Release);
+            std::mem::take(&mut *s)
+        };
+        let mut res = Ok(());
+        if shrunk {
+            for v in mm.vmas.values().filter(|v| v.is_file()) {
+                res = res.and(self.install(pt, v, v.start, v.end));
+            }
+        }
+        for page in stale {
+            if let Some(v) = mm.covering(page, page + PAGE).first() {
+                res = res.and(self.install(pt, v, page, page + PAGE));
+            }
+        }
+        if let Err(e) = res {
+            tracing::warn!(?e, "cannot bring host mappings up to date");
+        }
+    }
+
+    /// A host fault (`signo`, `code`) at `addr` in app code: fixes the mapping and retries
+    /// when the page is only not mapped yet (a private file page's first write, a file that
+    /// grew), turns faults past the end of a file or object into SIGBUS, else passes the
+    /// fault on.
+    pub fn fault(
+        &self,
+        pt: &mut dyn PlatformThread,
+        signo: i32,
+        code: i32,
+        addr: u64,
+    ) -> FaultOutcome {
+        self.sync_host(pt);
+        let pass = FaultOutcome::Signal(signo, code);
+        if signo != SIGSEGV {
+            return pass;
+        }
+        let page = page_down(addr);
+        let outcome = {
+            let mm = self.read();
+            let Some(v) = mm.covering(page, page + PAGE).first().copied() else {
+                return pass;
+            };
+            match self.locate(v, page) {
+                Ok(Where::Beyond) | Err(_) => FaultOutcome::Signal(SIGBUS, BUS_ADRERR),
+                // Not mapped on the host though it should be: a file that grew.
+                Ok(Where::Mem(..)) if code == SEGV_MAPERR => {
+                    match self.install(pt, v, page, page + PAGE) {
+                        Ok(()) => FaultOutcome::Retry,
+                        Err(_) => pass,
+                    }
+                }
+                // The first write to a private file page.
+                Ok(Where::Mem(_, hprot))
+                    if code == SEGV_ACCERR
+                        && v.prot & PROT_WRITE != 0
+                        && hprot & PROT_WRITE == 0 =>
+                {
+                    let fixed = self.copy_page(v, page).is_ok()
+                        && self.install(pt, v, page, page + PAGE).is_ok();
+                    if fixed {
+                        FaultOutcome::Retry
+                    } else {
+                        pass
+                    }
+                }
+                Ok(Where::Mem(..)) => pass,
+            }
+        };
+        // A retry that changes nothing would loop forever: give up after a few.
+        let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        if outcome != FaultOutcome::Retry {
+            *r = (0, 0);
+            return outcome;
+        }
+        if r.0 == addr {
+            r.1 += 1;
+            if r.1 > 8 {
+                *r = (0, 0);
+                return pass;
+            }
+        } else {
+            *r = (addr, 1);
+        }
+        FaultOutcome::Retry
+    }
+
+    /// Copies the private file page at `page` of `v` (if not yet copied); returns its
+    /// memory-file offset.
+    fn copy_page(&self, v: &Vma, page: u64) -> Result<u64, Errno> {
+        let Pages::File {
+            cache,
+            file_off,
+            copies: Some((c, coff)),
+        } = &v.pages
+        else {
+            return Err(Errno::EFAULT);
+        };
+        let d = page - v.start;
+        let dst = c.mem.off + coff + d;
+        let mut g = cache.lock();
+        let mut done = c.done();
+        if !done.contains(&(coff + d)) {
+            let src = g.page(file_off + d)?;
+            self.mf.copy(src, dst, PAGE);
+            done.insert(coff + d);
+        }
+        Ok(dst)
+    }
+
+    /// Calls `f(memfile_offset, at, len)` for each piece of [addr, addr+len), after checking
+    /// that every byte is mapped with `need` protection. With `write`, private file pages are
+    /// copied first (their host mapping is fixed by `sync_host`).
     fn each_piece(
         &self,
         addr: u64,
         len: usize,
         need: i32,
+        write: bool,
         mut f: impl FnMut(u64, usize, usize),
     ) -> Result<(), Errno> {
         if len == 0 {
@@ -587,13 +825,41 @@ impl MemoryManager {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         let mm = self.read();
         let mut pos = addr;
-        for (_, v) in mm.vmas.range(..end).filter(|(_, v)| v.end > addr) {
+        for v in mm.covering(addr, end) {
             if v.start > pos || v.prot & need != need || v.prot == 0 {
                 return Err(Errno::EFAULT);
             }
             let stop = v.end.min(end);
-            f(v.mf_off(pos), (pos - addr) as usize, (stop - pos) as usize);
-            pos = stop;
+            while pos < stop {
+                let page = page_down(pos);
+                // Anonymous memory is contiguous to the end of the VMA (or object).
+                let (off, n) = match (&v.pages, self.locate(v, page)?) {
+                    (_, Where::Beyond) => return Err(Errno::EFAULT),
+                    (Pages::Anon { .. }, Where::Mem(o, _)) => (o, stop - page),
+                    (Pages::File { copies, .. }, Where::Mem(o, hprot)) => {
+                        let o = if write && copies.is_some() && hprot & PROT_WRITE == 0 {
+                            let o = self.copy_page(v, page)?;
+                            self.mark_stale(page);
+                            o
+                        } else if write && v.shared && v.prot & PROT_WRITE == 0 {
+                            return Err(Errno::EFAULT);
+                        } else {
+                            o
+                        };
+                        (o, PAGE.min(stop - page))
+                    }
+                };
+                let n = match &v.pages {
+                    Pages::Anon { backing, boff } => {
+                        let obj_end = v.start + (backing.len - boff);
+                        n.min(obj_end.saturating_sub(page))
+                    }
+                    Pages::File { .. } => n,
+                };
+                let chunk = (page + n).min(stop) - pos;
+                f(off + (pos - page), (pos - addr) as usize, chunk as usize);
+                pos += chunk;
+            }
             if pos == end {
                 break;
             }
@@ -604,10 +870,16 @@ impl MemoryManager {
         Ok(())
     }
 
+    fn mark_stale(&self, page: u64) {
+        let mut s = self.stale.lock().unwrap_or_else(|e| e.into_inner());
+        s.push(page);
+        self.has_stale.store(true, Ordering::Release);
+    }
+
     /// Copies app memory at `addr` into `dst`.
     pub fn copy_in(&self, addr: u64, dst: &mut [u8]) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, dst.len(), PROT_READ, |off, at, n| {
+        self.each_piece(addr, dst.len(), PROT_READ, false, |off, at, n| {
             mf.read(off, &mut dst[at..at + n])
         })
     }
@@ -615,7 +887,7 @@ impl MemoryManager {
     /// Copies `src` into app memory at `addr`.
     pub fn copy_out(&self, addr: u64, src: &[u8]) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, src.len(), PROT_WRITE, |off, at, n| {
+        self.each_piece(addr, src.len(), PROT_WRITE, true, |off, at, n| {
             mf.write(off, &src[at..at + n])
         })
     }
@@ -624,7 +896,7 @@ impl MemoryManager {
     /// ELF segments are filled before their protection is final).
     pub fn poke(&self, addr: u64, src: &[u8]) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, src.len(), 0, |off, at, n| {
+        self.each_piece(addr, src.len(), 0, true, |off, at, n| {
             mf.write(off, &src[at..at + n])
         })
     }
@@ -632,7 +904,7 @@ impl MemoryManager {
     /// Zeroes app memory (ignoring protection), e.g. the tail of a bss page.
     pub fn zero(&self, addr: u64, len: usize) -> Result<(), Errno> {
         let mf = self.mf.clone();
-        self.each_piece(addr, len, 0, |off, _, n| mf.zero(off, n as u64))
+        self.each_piece(addr, len, 0, true, |off, _, n| mf.zero(off, n as u64))
     }
 
     pub fn read_obj<T: Pod>(&self, addr: u64) -> Result<T, Errno> {
@@ -670,33 +942,36 @@ impl MemoryManager {
     }
 
     /// The memory-file offset of an aligned u32 at `addr` (for futexes); needs read access.
+    /// A futex in a writable private file page gets the page copied first, so that its
+    /// offset does not change under waiters.
     pub fn futex_word(&self, addr: u64) -> Result<(u64, bool), Errno> {
         if !addr.is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
-        let mut out = None;
-        self.each_piece(addr, 4, PROT_READ, |off, _, _| out = Some(off))?;
-        let shared = {
+        let (writable, shared) = {
             let mm = self.read();
-            mm.vmas
-                .range(..=addr)
-                .next_back()
-                .is_some_and(|(_, v)| v.shared)
+            let v = mm.covering(addr, addr + 4);
+            let v = v.first().ok_or(Errno::EFAULT)?;
+            (v.prot & PROT_WRITE != 0, v.shared)
         };
+        let mut out = None;
+        self.each_piece(addr, 4, PROT_READ, writable, |off, _, _| out = Some(off))?;
         out.map(|o| (o, shared)).ok_or(Errno::EFAULT)
     }
 
     /// Pieces (memfile offset, length) of an app range, checked for `need` access.
     pub fn pieces(&self, addr: u64, len: usize, need: i32) -> Result<Vec<(u64, usize)>, Errno> {
         let mut v = Vec::new();
-        self.each_piece(addr, len, need, |off, _, n| v.push((off, n)))?;
+        let write = need & PROT_WRITE != 0;
+        self.each_piece(addr, len, need, write, |off, _, n| v.push((off, n)))?;
         Ok(v)
     }
 
-    /// Releases every mapping (exec, exit). The host side dies with the stub.
+    /// Releases every mapping (exec, exit); shared file mappings are written back as their
+    /// page caches go. The host side dies with the stub.
     pub fn clear(&self) {
-        self.sync_all();
-        self.write().vmas.clear();
+        let vmas = std::mem::take(&mut self.write().vmas);
+        drop(vmas);
     }
 }
 
@@ -705,6 +980,22 @@ fn overlaps(r: (u64, u64), lo: u64, hi: u64) -> bool {
 }
 
 impl Mm {
+    /// The VMAs meeting [lo, hi), in address order.
+    fn covering(&self, lo: u64, hi: u64) -> Vec<&Vma> {
+        let first = self
+            .vmas
+            .range(..=lo)
+            .next_back()
+            .filter(|(_, v)| v.end > lo)
+            .map(|(&s, _)| s)
+            .unwrap_or(lo);
+        self.vmas
+            .range(first..hi)
+            .map(|(_, v)| v)
+            .filter(|v| v.end > lo)
+            .collect()
+    }
+
     /// A free range of `len` bytes, top-down below `mmap_base` (or at `hint` if free).
     fn find_free(&mut self, hint: u64, len: u64) -> Result<u64, Errno> {
         let free = |mm: &Mm, a: u64| {

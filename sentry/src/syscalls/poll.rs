@@ -1,4 +1,4 @@
-//! poll, select, epoll and eventfd syscalls.
+//! poll, select, epoll, eventfd and signalfd syscalls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,11 +8,62 @@ use crate::abi::{EpollEvent, Errno, PollFd, SysResult, Timespec, Timeval};
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::Task;
 use crate::vfs::file::*;
+use crate::vfs::fs::signalfd::SignalFd;
 use crate::vfs::fs::{epoll, eventfd};
 use crate::vfs::File;
 
 fn deadline_ms(ms: i32) -> Option<Instant> {
     (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))
+}
+
+/// Where select/pselect6/ppoll write back the time left (Linux updates the caller's timeout).
+#[derive(Clone, Copy)]
+enum Timeout {
+    None,
+    Timeval(u64),
+    Timespec(u64),
+}
+
+/// Writes the time left before `deadline` to the caller's timeout, as Linux's
+/// `poll_select_finish`: not for a zero timeout; if the copy fails, a call that would restart
+/// returns EINTR instead (the timeout could not be updated).
+fn finish_timeout(t: &Task, tp: Timeout, deadline: Option<Instant>, r: SysResult) -> SysResult {
+    let Some(d) = deadline else { return r };
+    let left = d.saturating_duration_since(Instant::now());
+    let secs = i64::try_from(left.as_secs()).unwrap_or(i64::MAX);
+    let wrote = match tp {
+        Timeout::None => return r,
+        Timeout::Timeval(p) => {
+            let old: Result<Timeval, Errno> = t.mm.read_obj(p);
+            if old.is_ok_and(|v| v.sec == 0 && v.usec == 0) {
+                return r;
+            }
+            t.mm.write_obj(
+                p,
+                &Timeval {
+                    sec: secs,
+                    usec: i64::from(left.subsec_micros()),
+                },
+            )
+        }
+        Timeout::Timespec(p) => {
+            let old: Result<Timespec, Errno> = t.mm.read_obj(p);
+            if old.is_ok_and(|v| v.sec == 0 && v.nsec == 0) {
+                return r;
+            }
+            t.mm.write_obj(
+                p,
+                &Timespec {
+                    sec: secs,
+                    nsec: i64::from(left.subsec_nanos()),
+                },
+            )
+        }
+    };
+    match (wrote, r) {
+        (Err(_), Err(e)) if e == Errno::ERESTARTNOHAND => Err(Errno::EINTR),
+        (_, r) => r,
+    }
 }
 
 fn deadline_ts(t: &Task, p: u64) -> Result<Option<Instant>, Errno> {
@@ -28,6 +79,18 @@ fn deadline_ts(t: &Task, p: u64) -> Result<Option<Instant>, Errno> {
     ))
 }
 
+/// `files` and, for epoll instances among them, the files they watch (whose wake-ups
+/// may change their readiness).
+fn with_watched(files: &[Arc<File>]) -> Vec<Arc<File>> {
+    let mut all = files.to_vec();
+    for f in files {
+        if let Some(ep) = f.ops.epoll() {
+            all.extend(ep.watched_files());
+        }
+    }
+    all
+}
+
 /// Waits until some of `files` is ready; `check` computes the result from readiness.
 fn wait_files<T>(
     t: &Task,
@@ -36,6 +99,7 @@ fn wait_files<T>(
     mut check: impl FnMut() -> Option<T>,
     zero: T,
 ) -> Result<T, Errno> {
+    let files = with_watched(files);
     let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
     match t.block(&queues, deadline, || Ok(check())) {
         Ok(v) => Ok(v),
@@ -136,7 +200,15 @@ fn with_sigmask(
 pub fn sys_ppoll(t: &mut Task, a: &Args) -> SysResult {
     let d = deadline_ts(t, a.ptr(2))?;
     let (p, n) = (a.ptr(0), a.u64(1));
-    with_sigmask(t, a.ptr(3), a.usize(4), |t| do_poll(t, p, n, d))
+    let tp = if a.ptr(2) != 0 {
+        Timeout::Timespec(a.ptr(2))
+    } else {
+        Timeout::None
+    };
+    with_sigmask(t, a.ptr(3), a.usize(4), |t| {
+        let r = do_poll(t, p, n, d);
+        finish_timeout(t, tp, d, r)
+    })
 }
 
 fn do_select(
@@ -226,7 +298,8 @@ pub fn sys_select(t: &mut Task, a: &Args) -> SysResult {
     } else {
         None
     };
-    do_select(t, a.i32(0), a.ptr(1), a.ptr(2), a.ptr(3), deadline)
+    let r = do_select(t, a.i32(0), a.ptr(1), a.ptr(2), a.ptr(3), deadline);
+    finish_timeout(t, Timeout::Timeval(a.ptr(4)), deadline, r)
 }
 
 pub fn sys_pselect6(t: &mut Task, a: &Args) -> SysResult {
@@ -238,7 +311,15 @@ pub fn sys_pselect6(t: &mut Task, a: &Args) -> SysResult {
     } else {
         (0, 0)
     };
-    with_sigmask(t, maskp, size, |t| do_select(t, n, r, w, e, d))
+    let tp = if a.ptr(4) != 0 {
+        Timeout::Timespec(a.ptr(4))
+    } else {
+        Timeout::None
+    };
+    with_sigmask(t, maskp, size, |t| {
+        let r = do_select(t, n, r, w, e, d);
+        finish_timeout(t, tp, d, r)
+    })
 }
 
 pub fn sys_epoll_create(t: &mut Task, a: &Args) -> SysResult {
@@ -282,7 +363,7 @@ pub fn sys_epoll_ctl(t: &mut Task, a: &Args) -> SysResult {
     {
         return Err(Errno::EPERM);
     }
-    let ev = if op != 2 {
+    let ev = if op != epoll::EPOLL_CTL_DEL {
         Some(t.mm.read_obj::<EpollEvent>(a.ptr(3))?)
     } else {
         None
@@ -303,18 +384,26 @@ fn do_epoll_wait(
     }
     let (_f, ops) = epoll_of(t, epfd)?;
     let ep = epoll::as_epoll(&*ops).ok_or(Errno::EINVAL)?;
-    let files = ep.files();
-    let mut queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
-    queues.push(&ep.queue);
-    let r = t.block(&queues, deadline, || {
-        let v = ep.collect(max as usize);
-        Ok((!v.is_empty()).then_some(v))
-    });
-    let events = match r {
-        Ok(v) => v,
-        Err(Errno::ETIMEDOUT) => Vec::new(),
-        Err(Errno::ERESTARTSYS) => return Err(Errno::EINTR),
-        Err(e) => return Err(e),
+    let events = loop {
+        // Sleep on every watched file; start over when the interest list changes.
+        let changes = ep.changes();
+        let files = ep.watched_files();
+        let mut queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.ops.wait_queue()).collect();
+        queues.push(&ep.queue);
+        let r = t.block(&queues, deadline, || {
+            let v = ep.collect(max as usize);
+            if !v.is_empty() {
+                return Ok(Some(Some(v)));
+            }
+            Ok((ep.changes() != changes).then_some(None))
+        });
+        match r {
+            Ok(Some(v)) => break v,
+            Ok(None) => continue,
+            Err(Errno::ETIMEDOUT) => break Vec::new(),
+            Err(Errno::ERESTARTSYS) => return Err(Errno::EINTR),
+            Err(e) => return Err(e),
+        }
     };
     for (i, e) in events.iter().enumerate() {
         t.mm.write_obj(evp + 12 * i as u64, e)?;
@@ -351,4 +440,32 @@ pub fn sys_eventfd(t: &mut Task, a: &Args) -> SysResult {
 
 pub fn sys_eventfd2(t: &mut Task, a: &Args) -> SysResult {
     do_eventfd(t, a.u32(0), a.u32(1))
+}
+
+/// signalfd4(2) and signalfd(2): a new signalfd (fd -1) or a new mask for an existing one.
+fn do_signalfd(t: &mut Task, fd: i32, maskp: u64, size: usize, flags: u32) -> SysResult {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask: u64 = t.mm.read_obj(maskp)?;
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if fd != -1 {
+        let f = t.file(fd)?;
+        SignalFd::of(&f).ok_or(Errno::EINVAL)?.set_mask(mask);
+        return Ok(fd as u64);
+    }
+    let ops = Arc::new(SignalFd::new(mask, t.h.tg.clone()));
+    let inode = crate::vfs::fs::host::AnonInode::make(0o600, 0);
+    let f = File::new(ops, Some(inode), None, O_RDWR | (flags & O_NONBLOCK));
+    t.install(f, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
+}
+
+pub fn sys_signalfd(t: &mut Task, a: &Args) -> SysResult {
+    do_signalfd(t, a.fd(0), a.ptr(1), a.usize(2), 0)
+}
+
+pub fn sys_signalfd4(t: &mut Task, a: &Args) -> SysResult {
+    do_signalfd(t, a.fd(0), a.ptr(1), a.usize(2), a.u32(3))
 }

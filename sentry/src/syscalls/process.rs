@@ -69,6 +69,8 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
         }
         h
     };
+    *h.sched.lock().unwrap_or_else(|e| e.into_inner()) =
+        t.h.sched.lock().unwrap_or_else(|e| e.into_inner()).clone();
     h.no_new_privs.store(
         t.h.no_new_privs.load(std::sync::atomic::Ordering::Relaxed),
         std::sync::atomic::Ordering::Relaxed,
@@ -330,6 +332,7 @@ fn exec_image(
     };
     // Point of no return.
     de_thread(t);
+    t.h.tg.timers.delete_posix();
     if t.clear_tid != 0 && t.mm.users() > 1 {
         let _ = t.mm.write_obj(t.clear_tid, &0u32);
         let _ = kernel::futex::wake(t, t.clear_tid, 1, u32::MAX);
@@ -810,12 +813,6 @@ pub fn sys_setsid(t: &mut Task, _a: &Args) -> SysResult {
     g.sid = me;
     Ok(me as u64)
 }
-pub fn sys_getpriority(_t: &mut Task, _a: &Args) -> SysResult {
-    Ok(20)
-}
-pub fn sys_setpriority(_t: &mut Task, _a: &Args) -> SysResult {
-    Ok(0)
-}
 
 fn fill(dst: &mut [u8; 65], s: &[u8]) {
     let n = s.len().min(64);
@@ -857,7 +854,8 @@ pub fn sys_sysinfo(t: &mut Task, a: &Args) -> SysResult {
     let h = crate::sys::host_sysinfo();
     let procs = t.k.procs().tasks.len();
     let si = Sysinfo {
-        uptime: t.k.boot.elapsed().as_secs() as i64,
+        // The host's uptime (Linux reports the machine's, never 0 seconds).
+        uptime: crate::sys::clock_gettime(libc::CLOCK_BOOTTIME).0,
         totalram: h.totalram,
         freeram: h.freeram,
         sharedram: 0,

@@ -128,6 +128,14 @@ pub trait FileOps: Send + Sync {
     fn epoll(&self) -> Option<&crate::vfs::fs::epoll::Epoll> {
         None
     }
+    /// Type-specific lines of /proc/PID/fdinfo/N (e.g. `eventfd-count:`).
+    fn fdinfo(&self) -> String {
+        String::new()
+    }
+    /// The concrete type, for the syscalls of special files (timerfd_settime, signalfd).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// An open file description.

@@ -57,6 +57,15 @@ impl crate::mm::MapSource for ZeroMap {
     fn describe(&self) -> (u64, u64, Vec<u8>) {
         (dev(0, 5), 4, b"/dev/zero".to_vec())
     }
+    fn anonymous(&self) -> bool {
+        true
+    }
+    fn key(&self) -> crate::mm::MapKey {
+        (dev(0, 5), 4)
+    }
+    fn size(&self) -> u64 {
+        0
+    }
 }
 
 impl FileOps for Zero {

@@ -40,7 +40,7 @@ impl FileOps for EventFd {
             Ok(Some(v))
         })?;
         buf[..8].copy_from_slice(&v.to_le_bytes());
-        self.queue.wake_all();
+        self.queue.notify(POLLOUT | POLLWRNORM);
         Ok(8)
     }
     fn write(&self, io: &Io<'_>, buf: &[u8], _off: u64) -> Result<usize, Errno> {
@@ -61,7 +61,7 @@ impl FileOps for EventFd {
             *c += v;
             Ok(Some(()))
         })?;
-        self.queue.wake_all();
+        self.queue.notify(POLLIN | POLLRDNORM);
         Ok(8)
     }
     fn seekable(&self) -> bool {
@@ -80,5 +80,8 @@ impl FileOps for EventFd {
     }
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
+    }
+    fn fdinfo(&self) -> String {
+        format!("eventfd-count: {:16x}\n", *self.lock())
     }
 }

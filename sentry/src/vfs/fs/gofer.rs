@@ -8,7 +8,7 @@ use moat_gofer::GoferClient;
 use moat_proto::gofer::{setattr as sa, Attr, Reply, Request};
 
 use crate::abi::{Errno, Stat};
-use crate::mm::{MapSource, MemFile};
+use crate::mm::{MapKey, MapSource, MemFile};
 use crate::vfs::file::*;
 use crate::vfs::{
     next_id, DirEntry, FsStat, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFLNK, S_IFMT,
@@ -59,6 +59,8 @@ pub struct GoferInode {
     me: Mutex<Option<std::sync::Weak<GoferInode>>>,
     /// Attributes from the last lookup (used only on read-only trees).
     attr: Mutex<Option<Attr>>,
+    /// Symlink target (cached only on read-only trees).
+    link: Mutex<Option<Vec<u8>>>,
 }
 
 fn to_stat(a: &Attr) -> Stat {
@@ -120,6 +122,7 @@ impl GoferInode {
             kind,
             me: Mutex::new(None),
             attr,
+            link: Mutex::new(None),
         });
         *c.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&c));
         c
@@ -265,10 +268,17 @@ impl Inode for GoferInode {
             .map(|_| ())
     }
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        match self.fs.call(&Request::Readlink { path: self.path() })?.0 {
-            Reply::Bytes(b) => Ok(b),
-            _ => Err(Errno::EIO),
+        if let Some(t) = self.link.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(t);
         }
+        let t = match self.fs.call(&Request::Readlink { path: self.path() })?.0 {
+            Reply::Bytes(b) => b,
+            _ => return Err(Errno::EIO),
+        };
+        if self.fs.cache {
+            *self.link.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+        }
+        Ok(t)
     }
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
         let mut mask = 0;
@@ -302,6 +312,10 @@ impl Inode for GoferInode {
             Some(None) => mask |= sa::MTIME | sa::MTIME_NOW,
             None => {}
         }
+        let key = match a.size {
+            Some(_) if crate::mm::cache::any() => self.stat().ok().map(|s| (s.dev, s.ino)),
+            _ => None,
+        };
         let req = Request::SetAttr {
             path: self.path(),
             mask,
@@ -312,7 +326,12 @@ impl Inode for GoferInode {
             atime: req_at,
             mtime: req_mt,
         };
-        self.fs.call(&req).map(|_| ())
+        match (key, a.size) {
+            (Some(k), Some(size)) => {
+                crate::mm::cache::resize(k, size, || self.fs.call(&req).map(|_| ()))
+            }
+            _ => self.fs.call(&req).map(|_| ()),
+        }
     }
     fn open(&self, _me: &InodeRef, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         if self.kind == S_IFDIR {
@@ -364,6 +383,7 @@ pub fn root_inode(fs: &Arc<GoferFs>) -> Result<InodeRef, Errno> {
         kind: attr.mode & S_IFMT,
         me: Mutex::new(None),
         attr: Mutex::new(fs.cache.then_some(attr)),
+        link: Mutex::new(None),
     });
     *r.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&r));
     Ok(r)
@@ -386,10 +406,18 @@ pub struct HostFile {
 
 impl FileOps for HostFile {
     fn read(&self, _io: &Io<'_>, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        if let Some(k) = cache_key(&self.fd) {
+            crate::mm::cache::before_read(k, off, buf.len() as u64);
+        }
         crate::sys::pread(self.fd.as_fd(), buf, off).map_err(|e| Errno::from_host(&e))
     }
     fn write(&self, _io: &Io<'_>, buf: &[u8], off: u64) -> Result<usize, Errno> {
-        crate::sys::pwrite(self.fd.as_fd(), buf, off).map_err(|e| Errno::from_host(&e))
+        let write =
+            || crate::sys::pwrite(self.fd.as_fd(), buf, off).map_err(|e| Errno::from_host(&e));
+        match cache_key(&self.fd) {
+            Some(k) => crate::mm::cache::write(k, off, buf, write),
+            None => write(),
+        }
     }
     fn size(&self) -> Option<u64> {
         crate::sys::fstat(self.fd.as_fd())
@@ -405,6 +433,16 @@ impl FileOps for HostFile {
             path: self.path.clone(),
         }))
     }
+}
+
+/// The page-cache key of a host file, when any file is cached.
+fn cache_key(fd: &OwnedFd) -> Option<MapKey> {
+    if !crate::mm::cache::any() {
+        return None;
+    }
+    crate::sys::fstat(fd.as_fd())
+        .ok()
+        .map(|s| (s.st_dev, s.st_ino))
 }
 
 /// Maps of a donated host file.
@@ -447,5 +485,15 @@ impl MapSource for HostMap {
             st.map(|s| s.st_ino).unwrap_or(0),
             self.path.to_vec(),
         )
+    }
+    fn key(&self) -> MapKey {
+        crate::sys::fstat(self.fd.as_fd())
+            .map(|s| (s.st_dev, s.st_ino))
+            .unwrap_or((0, Arc::as_ptr(&self.fd).addr() as u64))
+    }
+    fn size(&self) -> u64 {
+        crate::sys::fstat(self.fd.as_fd())
+            .map(|s| s.st_size as u64)
+            .unwrap_or(0)
     }
 }

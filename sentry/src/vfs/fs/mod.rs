@@ -9,4 +9,6 @@ pub mod overlay;
 pub mod pidfd;
 pub mod pipe;
 pub mod proc;
+pub mod signalfd;
+pub mod timerfd;
 pub mod tmpfs;

@@ -89,7 +89,7 @@ impl FileOps for PipeEnd {
             }
             Ok(None)
         })?;
-        self.pipe.queue.wake_all();
+        self.pipe.queue.notify(POLLOUT | POLLWRNORM);
         Ok(n)
     }
 
@@ -122,7 +122,7 @@ impl FileOps for PipeEnd {
             match r {
                 Ok(n) => {
                     done += n;
-                    self.pipe.queue.wake_all();
+                    self.pipe.queue.notify(POLLIN | POLLRDNORM);
                 }
                 Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
                 Err(e) => return Err(e),
@@ -139,10 +139,12 @@ impl FileOps for PipeEnd {
         let s = self.pipe.lock();
         let mut m = 0;
         if self.write {
+            // Linux: writable while not full, and EPOLLERR too once the readers are gone.
+            if s.cap - s.data.len().min(s.cap) >= PIPE_BUF.min(s.cap) {
+                m |= POLLOUT | POLLWRNORM;
+            }
             if s.readers == 0 {
                 m |= POLLERR;
-            } else if s.cap - s.data.len().min(s.cap) >= PIPE_BUF.min(s.cap) {
-                m |= POLLOUT | POLLWRNORM;
             }
         } else {
             if !s.data.is_empty() {

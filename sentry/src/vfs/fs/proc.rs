@@ -44,6 +44,9 @@ enum Node {
     TaskFile(i32, i32, &'static str),
     /// A directory or file under /proc/sys, by its path.
     Sys(&'static str),
+    /// /proc/PID/fdinfo and its files (see `fdinfo` below).
+    FdInfoDir(i32),
+    FdInfo(i32, i32),
 }
 
 /// /proc/sys: (path, content; None for directories).
@@ -126,6 +129,10 @@ impl ProcInode {
         match &self.node {
             Node::PidFile(pid, f) => pid_file(&k, *pid, *pid, f),
             Node::TaskFile(pid, tid, f) => pid_file(&k, *pid, *tid, f),
+            Node::FdInfo(pid, fd) => {
+                let f = self.fd_file(&k, *pid, *fd)?;
+                fdinfo(&f, fd_cloexec(&k, *pid, *fd))
+            }
             Node::Global(g) => global(&k, g),
             Node::Sys("sys/kernel/hostname") => {
                 let mut h = k.hostname.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -309,15 +316,16 @@ fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
             out.into_bytes()
         }
         "uptime" => {
-            let e = k.boot.elapsed().as_secs_f64();
+            // The host's uptime, as sysinfo(2) reports it.
+            let (s, ns) = crate::sys::clock_gettime(libc::CLOCK_BOOTTIME);
+            let e = s as f64 + ns as f64 / 1e9;
             format!("{e:.2} {e:.2}\n").into_bytes()
         }
-        "loadavg" => format!(
-            "0.00 0.00 0.00 1/{} {}\n",
-            k.procs().tasks.len(),
-            k.procs().tasks.len()
-        )
-        .into_bytes(),
+        "loadavg" => {
+            // One lock at a time: `procs()` twice in one expression would deadlock.
+            let n = k.procs().tasks.len();
+            format!("0.00 0.00 0.00 1/{n} {n}\n").into_bytes()
+        }
         "filesystems" => b"nodev\ttmpfs\nnodev\tproc\nnodev\toverlay\n".to_vec(),
         "version" => {
             b"Linux version 6.1.0-moat (moat@sandbox) #1 SMP PREEMPT_DYNAMIC Moat\n".to_vec()
@@ -342,9 +350,12 @@ impl Inode for ProcInode {
     }
     fn kind(&self) -> u32 {
         match &self.node {
-            Node::Root | Node::Pid(_) | Node::FdDir(_) | Node::TaskDir(_) | Node::Task(..) => {
-                S_IFDIR
-            }
+            Node::Root
+            | Node::Pid(_)
+            | Node::FdDir(_)
+            | Node::TaskDir(_)
+            | Node::Task(..)
+            | Node::FdInfoDir(_) => S_IFDIR,
             Node::SelfLink | Node::Exe(_) | Node::Cwd(_) | Node::Fd(..) | Node::RootLink(_) => {
                 S_IFLNK
             }
@@ -381,6 +392,7 @@ impl Inode for ProcInode {
                     "exe" => Ok(self.child(Node::Exe(*pid))),
                     "cwd" => Ok(self.child(Node::Cwd(*pid))),
                     "fd" => Ok(self.child(Node::FdDir(*pid))),
+                    "fdinfo" => Ok(self.child(Node::FdInfoDir(*pid))),
                     _ => PID_FILES
                         .iter()
                         .find(|f| **f == s)
@@ -401,6 +413,11 @@ impl Inode for ProcInode {
                     return Err(Errno::ENOENT);
                 }
                 Ok(self.child(Node::Fd(*pid, fd)))
+            }
+            Node::FdInfoDir(pid) => {
+                let fd: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
+                self.fd_file(&k, *pid, fd)?;
+                Ok(self.child(Node::FdInfo(*pid, fd)))
             }
             Node::TaskDir(pid) => {
                 let tid: i32 = s.parse().map_err(|_| Errno::ENOENT)?;
@@ -454,6 +471,7 @@ impl Inode for ProcInode {
                 v.push(e("cwd".into(), 10));
                 v.push(e("root".into(), 10));
                 v.push(e("fd".into(), 4));
+                v.push(e("fdinfo".into(), 4));
                 v.push(e("task".into(), 4));
                 v
             }
@@ -475,6 +493,12 @@ impl Inode for ProcInode {
                 let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
                 let list = fds.lock().unwrap_or_else(|e| e.into_inner()).fds();
                 list.into_iter().map(|fd| e(fd.to_string(), 10)).collect()
+            }
+            Node::FdInfoDir(pid) => {
+                let g = group(&k, *pid)?;
+                let fds = g.lock().fds.clone().ok_or(Errno::ENOENT)?;
+                let list = fds.lock().unwrap_or_else(|e| e.into_inner()).fds();
+                list.into_iter().map(|fd| e(fd.to_string(), 8)).collect()
             }
             _ => return Err(Errno::ENOTDIR),
         })
@@ -536,9 +560,12 @@ impl Inode for ProcInode {
             return Err(Errno::EACCES);
         }
         match &self.node {
-            Node::Root | Node::Pid(_) | Node::FdDir(_) | Node::TaskDir(_) | Node::Task(..) => {
-                Ok(Arc::new(super::gofer::DirOnly))
-            }
+            Node::Root
+            | Node::Pid(_)
+            | Node::FdDir(_)
+            | Node::TaskDir(_)
+            | Node::Task(..)
+            | Node::FdInfoDir(_) => Ok(Arc::new(super::gofer::DirOnly)),
             Node::Sys(p) if sys_is_dir(p) => Ok(Arc::new(super::gofer::DirOnly)),
             Node::Fd(pid, fd) => {
                 let k = self.k()?;
@@ -585,4 +612,31 @@ impl FileOps for Snapshot {
     fn write(&self, _io: &Io<'_>, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
         Err(Errno::EACCES)
     }
+}
+
+// ---- /proc/PID/fdinfo ----
+
+/// Whether fd `fd` of process `pid` is close-on-exec.
+fn fd_cloexec(k: &Kernel, pid: i32, fd: i32) -> bool {
+    group(k, pid)
+        .ok()
+        .and_then(|g| g.lock().fds.clone())
+        .and_then(|fds| fds.lock().unwrap_or_else(|e| e.into_inner()).cloexec(fd))
+        .unwrap_or(false)
+}
+
+/// /proc/PID/fdinfo/N: position, flags (octal, with O_CLOEXEC for a close-on-exec fd),
+/// mount id and inode, then what the file type adds (`FileOps::fdinfo`).
+fn fdinfo(f: &crate::vfs::File, cloexec: bool) -> Result<Vec<u8>, Errno> {
+    let pos = *f.pos.lock().unwrap_or_else(|e| e.into_inner());
+    let flags = f.flags() | if cloexec { O_CLOEXEC } else { 0 };
+    let ino = f
+        .inode
+        .as_ref()
+        .and_then(|i| i.stat().ok())
+        .map(|s| s.ino)
+        .unwrap_or(0);
+    let mut out = format!("pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t1\nino:\t{ino}\n");
+    out.push_str(&f.ops.fdinfo());
+    Ok(out.into_bytes())
 }

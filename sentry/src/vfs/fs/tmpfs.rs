@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::abi::{Errno, Stat};
-use crate::mm::{MapSource, MemFile};
+use crate::mm::{MapKey, MapSource, MemFile};
 use crate::vfs::file::*;
 use crate::vfs::{
     make_stat, next_id, now, DirEntry, Inode, InodeRef, NewNode, SetAttr, S_IFDIR, S_IFIFO,
@@ -270,9 +270,12 @@ impl Inode for TmpInode {
                     if size > 1 << 36 {
                         return Err(Errno::EFBIG);
                     }
-                    d.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .resize(size as usize, 0);
+                    crate::mm::cache::resize(data_key(d), size, || {
+                        d.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .resize(size as usize, 0);
+                        Ok(())
+                    })?;
                     self.touch();
                 }
                 Body::Dir(_) => return Err(Errno::EISDIR),
@@ -340,6 +343,7 @@ pub struct TmpFile {
 
 impl FileOps for TmpFile {
     fn read(&self, _io: &Io<'_>, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        crate::mm::cache::before_read(data_key(&self.data), off, buf.len() as u64);
         let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
         let off = off as usize;
         if off >= d.len() {
@@ -350,16 +354,18 @@ impl FileOps for TmpFile {
         Ok(n)
     }
     fn write(&self, _io: &Io<'_>, buf: &[u8], off: u64) -> Result<usize, Errno> {
-        let mut d = self.data.lock().unwrap_or_else(|e| e.into_inner());
-        let end = (off as usize).checked_add(buf.len()).ok_or(Errno::EFBIG)?;
-        if end > 1 << 36 {
-            return Err(Errno::EFBIG);
-        }
-        if d.len() < end {
-            d.resize(end, 0);
-        }
-        d[off as usize..end].copy_from_slice(buf);
-        drop(d);
+        crate::mm::cache::write(data_key(&self.data), off, buf, || {
+            let mut d = self.data.lock().unwrap_or_else(|e| e.into_inner());
+            let end = (off as usize).checked_add(buf.len()).ok_or(Errno::EFBIG)?;
+            if end > 1 << 36 {
+                return Err(Errno::EFBIG);
+            }
+            if d.len() < end {
+                d.resize(end, 0);
+            }
+            d[off as usize..end].copy_from_slice(buf);
+            Ok(buf.len())
+        })?;
         if let Some(t) = as_tmp(&self.inode) {
             t.touch();
         }
@@ -379,6 +385,12 @@ struct TmpMap {
     data: Data,
 }
 
+/// The page-cache key of a tmpfs file: its data's address (stable while mapped, since the
+/// cache holds the data).
+fn data_key(d: &Data) -> MapKey {
+    (u64::MAX, Arc::as_ptr(d).addr() as u64)
+}
+
 impl MapSource for TmpMap {
     fn fill(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno> {
         let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
@@ -396,5 +408,11 @@ impl MapSource for TmpMap {
     }
     fn describe(&self) -> (u64, u64, Vec<u8>) {
         (0x2f, 0, Vec::new())
+    }
+    fn key(&self) -> MapKey {
+        data_key(&self.data)
+    }
+    fn size(&self) -> u64 {
+        self.data.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
     }
 }
