@@ -294,9 +294,10 @@ pub fn install_seccomp() -> io::Result<()> {
 
 /// SIGSYS from the seccomp filter: write the syscall number to stderr, return -EPERM.
 extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for SIGSYS; si_syscall is the int at offset
-    // 24 of the SIGSYS layout, inside the 128-byte siginfo.
-    let nr = unsafe { std::ptr::read_unaligned(info.cast::<u8>().add(24).cast::<i32>()) };
+    // si_syscall is the int at offset 24 of the SIGSYS layout, inside the 128-byte siginfo.
+    let at = info.cast::<u8>().wrapping_add(24).cast::<i32>();
+    // SAFETY: the kernel passes a valid siginfo for SIGSYS and `at` lies inside it.
+    let nr = unsafe { std::ptr::read_unaligned(at) };
     let mut msg = *b"moat-sentry: seccomp refused host syscall          \n";
     let mut n = nr.unsigned_abs();
     let mut pos = 50;

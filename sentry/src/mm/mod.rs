@@ -47,6 +47,9 @@ const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
 const BUS_ADRERR: i32 = 2;
 
+/// Lowest address a mapping may have (Linux's default vm.mmap_min_addr).
+const MMAP_MIN_ADDR: u64 = 0x10000;
+
 /// Bytes of stack the initial thread gets.
 pub const STACK_SIZE: u64 = 8 << 20;
 
@@ -204,33 +207,59 @@ impl MemoryManager {
 
     /// Where the page at `addr` (page aligned, inside `v`) is.
     fn locate(&self, v: &Vma, addr: u64) -> Result<Where, Errno> {
-        let d = addr - v.start;
         match &v.pages {
             Pages::Anon { backing, boff } => {
+                let d = addr - v.start;
                 if boff + d >= backing.len {
                     return Ok(Where::Beyond);
                 }
                 Ok(Where::Mem(backing.off + boff + d, v.prot))
             }
-            Pages::File {
-                cache,
-                file_off,
-                copies,
-            } => {
+            Pages::File { cache, .. } => {
                 let mut g = cache.lock();
-                let fpos = file_off + d;
-                if fpos >= page_up(cache.size()).unwrap_or(u64::MAX) {
-                    return Ok(Where::Beyond);
-                }
-                if let Some((c, coff)) = copies {
-                    if c.done().contains(&(coff + d)) {
-                        return Ok(Where::Mem(c.mem.off + coff + d, v.prot));
-                    }
-                    return Ok(Where::Mem(g.page(fpos)?, v.prot & !PROT_WRITE));
-                }
-                Ok(Where::Mem(g.page(fpos)?, v.prot))
+                let eof = page_up(cache.size()).unwrap_or(u64::MAX);
+                self.file_page(&mut g, eof, v, addr, false).map(|(w, _)| w)
             }
         }
+    }
+
+    /// Where the page at `page` of the file VMA `v` is, given its cache locked in `g` and the
+    /// page-aligned end of file `eof`. With `copy`, a private page not yet copied is copied
+    /// first (the bool says it was just now).
+    fn file_page(
+        &self,
+        g: &mut cache::Guard<'_>,
+        eof: u64,
+        v: &Vma,
+        page: u64,
+        copy: bool,
+    ) -> Result<(Where, bool), Errno> {
+        let Pages::File {
+            file_off, copies, ..
+        } = &v.pages
+        else {
+            return Err(Errno::EFAULT);
+        };
+        let d = page - v.start;
+        let fpos = file_off + d;
+        if fpos >= eof {
+            return Ok((Where::Beyond, false));
+        }
+        let Some((c, coff)) = copies else {
+            return Ok((Where::Mem(g.page(fpos)?, v.prot), false));
+        };
+        let dst = c.mem.off + coff + d;
+        let mut done = c.done();
+        if done.contains(&(coff + d)) {
+            return Ok((Where::Mem(dst, v.prot), false));
+        }
+        let src = g.page(fpos)?;
+        if !copy {
+            return Ok((Where::Mem(src, v.prot & !PROT_WRITE), false));
+        }
+        self.mf.copy(src, dst, PAGE);
+        done.insert(coff + d);
+        Ok((Where::Mem(dst, v.prot), true))
     }
 
     /// The host mapping of [lo, hi) ⊆ `v`; pages outside the runs stay unmapped.
@@ -249,30 +278,17 @@ impl MemoryManager {
                     });
                 }
             }
-            Pages::File {
-                cache,
-                file_off,
-                copies,
-            } => {
+            Pages::File { cache, .. } => {
                 let mut g = cache.lock();
                 let eof = page_up(cache.size()).unwrap_or(u64::MAX);
                 if v.shared && v.prot & PROT_WRITE != 0 {
                     g.set_writers();
                 }
-                let done = copies.as_ref().map(|(c, _)| c.done());
                 let mut addr = lo;
                 while addr < hi {
-                    let d = addr - v.start;
-                    let fpos = file_off + d;
-                    if fpos >= eof {
-                        break;
-                    }
-                    let (off, prot) = match (copies, &done) {
-                        (Some((c, coff)), Some(done)) if done.contains(&(coff + d)) => {
-                            (c.mem.off + coff + d, v.prot)
-                        }
-                        (Some(_), _) => (g.page(fpos)?, v.prot & !PROT_WRITE),
-                        _ => (g.page(fpos)?, v.prot),
+                    let (off, prot) = match self.file_page(&mut g, eof, v, addr, false)?.0 {
+                        Where::Mem(off, prot) => (off, prot),
+                        Where::Beyond => break,
                     };
                     match out.last_mut() {
                         Some(r)
@@ -318,6 +334,9 @@ impl MemoryManager {
         let addr = if req.fixed || req.noreplace {
             if !req.addr.is_multiple_of(PAGE) {
                 return Err(Errno::EINVAL);
+            }
+            if req.addr < MMAP_MIN_ADDR {
+                return Err(Errno::EPERM);
             }
             let end = req.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
             if end > mm.layout.top || overlaps(mm.layout.reserved, req.addr, end) {
@@ -383,6 +402,9 @@ impl MemoryManager {
             .and_then(|l| addr.checked_add(l))
             .ok_or(Errno::EINVAL)?;
         let mut mm = self.write();
+        if end > mm.layout.top {
+            return Err(Errno::EINVAL);
+        }
         self.unmap_locked(&mut mm, addr, end);
         pt.unmap(addr, end - addr).map_err(host)
     }
@@ -738,7 +760,11 @@ impl MemoryManager {
         let page = page_down(addr);
         let outcome = {
             let mm = self.read();
-            let Some(v) = mm.covering(page, page + PAGE).first().copied() else {
+            let Some(v) = mm
+                .covering(page, page.saturating_add(PAGE))
+                .first()
+                .copied()
+            else {
                 return pass;
             };
             match self.locate(v, page) {
@@ -788,24 +814,15 @@ impl MemoryManager {
     /// Copies the private file page at `page` of `v` (if not yet copied); returns its
     /// memory-file offset.
     fn copy_page(&self, v: &Vma, page: u64) -> Result<u64, Errno> {
-        let Pages::File {
-            cache,
-            file_off,
-            copies: Some((c, coff)),
-        } = &v.pages
-        else {
+        let Pages::File { cache, .. } = &v.pages else {
             return Err(Errno::EFAULT);
         };
-        let d = page - v.start;
-        let dst = c.mem.off + coff + d;
         let mut g = cache.lock();
-        let mut done = c.done();
-        if !done.contains(&(coff + d)) {
-            let src = g.page(file_off + d)?;
-            self.mf.copy(src, dst, PAGE);
-            done.insert(coff + d);
+        let eof = page_up(cache.size()).unwrap_or(u64::MAX);
+        match self.file_page(&mut g, eof, v, page, true)?.0 {
+            Where::Mem(off, _) => Ok(off),
+            Where::Beyond => Err(Errno::EFAULT),
         }
-        Ok(dst)
     }
 
     /// Calls `f(memfile_offset, at, len)` for each piece of [addr, addr+len), after checking
@@ -830,35 +847,44 @@ impl MemoryManager {
                 return Err(Errno::EFAULT);
             }
             let stop = v.end.min(end);
-            while pos < stop {
-                let page = page_down(pos);
-                // Anonymous memory is contiguous to the end of the VMA (or object).
-                let (off, n) = match (&v.pages, self.locate(v, page)?) {
-                    (_, Where::Beyond) => return Err(Errno::EFAULT),
-                    (Pages::Anon { .. }, Where::Mem(o, _)) => (o, stop - page),
-                    (Pages::File { copies, .. }, Where::Mem(o, hprot)) => {
-                        let o = if write && copies.is_some() && hprot & PROT_WRITE == 0 {
-                            let o = self.copy_page(v, page)?;
-                            self.mark_stale(page);
-                            o
-                        } else if write && v.shared && v.prot & PROT_WRITE == 0 {
-                            return Err(Errno::EFAULT);
-                        } else {
-                            o
+            match &v.pages {
+                Pages::Anon { backing, boff } => {
+                    // Contiguous to the end of the VMA or of a shared object.
+                    let obj_end = v.start + backing.len.saturating_sub(*boff);
+                    let n = stop.min(obj_end).saturating_sub(pos);
+                    f(
+                        backing.off + boff + (pos - v.start),
+                        (pos - addr) as usize,
+                        n as usize,
+                    );
+                    pos += n;
+                    if pos < stop {
+                        return Err(Errno::EFAULT);
+                    }
+                }
+                Pages::File { cache, copies, .. } => {
+                    if write && v.shared && v.prot & PROT_WRITE == 0 {
+                        return Err(Errno::EFAULT);
+                    }
+                    let copy = write && copies.is_some();
+                    let mut g = cache.lock();
+                    let eof = page_up(cache.size()).unwrap_or(u64::MAX);
+                    while pos < stop {
+                        let page = page_down(pos);
+                        let off = match self.file_page(&mut g, eof, v, page, copy)? {
+                            (Where::Mem(off, _), fresh) => {
+                                if fresh {
+                                    self.mark_stale(page);
+                                }
+                                off
+                            }
+                            (Where::Beyond, _) => return Err(Errno::EFAULT),
                         };
-                        (o, PAGE.min(stop - page))
+                        let n = (page + PAGE).min(stop) - pos;
+                        f(off + (pos - page), (pos - addr) as usize, n as usize);
+                        pos += n;
                     }
-                };
-                let n = match &v.pages {
-                    Pages::Anon { backing, boff } => {
-                        let obj_end = v.start + (backing.len - boff);
-                        n.min(obj_end.saturating_sub(page))
-                    }
-                    Pages::File { .. } => n,
-                };
-                let chunk = (page + n).min(stop) - pos;
-                f(off + (pos - page), (pos - addr) as usize, chunk as usize);
-                pos += chunk;
+                }
             }
             if pos == end {
                 break;
@@ -950,7 +976,7 @@ impl MemoryManager {
         }
         let (writable, shared) = {
             let mm = self.read();
-            let v = mm.covering(addr, addr + 4);
+            let v = mm.covering(addr, addr.saturating_add(4));
             let v = v.first().ok_or(Errno::EFAULT)?;
             (v.prot & PROT_WRITE != 0, v.shared)
         };
@@ -965,6 +991,15 @@ impl MemoryManager {
         let write = need & PROT_WRITE != 0;
         self.each_piece(addr, len, need, write, |off, _, n| v.push((off, n)))?;
         Ok(v)
+    }
+
+    /// Bytes mapped in [lo, hi) (all of the address space for (0, u64::MAX)).
+    pub fn mapped_in(&self, lo: u64, hi: u64) -> u64 {
+        let mm = self.read();
+        mm.covering(lo, hi)
+            .iter()
+            .map(|v| v.end.min(hi) - v.start.max(lo))
+            .sum()
     }
 
     /// Releases every mapping (exec, exit); shared file mappings are written back as their
@@ -1001,7 +1036,7 @@ impl Mm {
         let free = |mm: &Mm, a: u64| {
             a.checked_add(len).is_some_and(|end| {
                 end <= mm.layout.top
-                    && a >= 0x10000
+                    && a >= MMAP_MIN_ADDR
                     && !overlaps(mm.layout.reserved, a, end)
                     && mm
                         .vmas
@@ -1017,7 +1052,7 @@ impl Mm {
         // Walk VMAs below `top` downwards looking for a gap.
         loop {
             let cand = top.checked_sub(len).ok_or(Errno::ENOMEM)?;
-            if cand < 0x10000 {
+            if cand < MMAP_MIN_ADDR {
                 return Err(Errno::ENOMEM);
             }
             let blocker = self
@@ -1046,4 +1081,201 @@ pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
 /// The bytes of a Pod value, writable.
 pub fn pod_bytes_mut<T: Pod>(v: &mut T) -> &mut [u8] {
     crate::sys::pod_bytes_mut(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::{Event, Interrupter, PlatformError, Seed};
+
+    /// Records host mapping changes: page → (memory-file offset, prot).
+    #[derive(Default)]
+    struct FakePt {
+        pages: BTreeMap<u64, (u64, i32)>,
+    }
+
+    impl PlatformThread for FakePt {
+        fn switch(&mut self, _: &mut crate::abi::Regs) -> Result<Event, PlatformError> {
+            Ok(Event::Interrupted)
+        }
+        fn map(&mut self, addr: u64, len: u64, prot: i32, off: u64) -> Result<(), PlatformError> {
+            for p in (0..len).step_by(PAGE as usize) {
+                self.pages.insert(addr + p, (off + p, prot));
+            }
+            Ok(())
+        }
+        fn unmap(&mut self, addr: u64, len: u64) -> Result<(), PlatformError> {
+            self.pages.retain(|&p, _| p < addr || p >= addr + len);
+            Ok(())
+        }
+        fn protect(&mut self, _: u64, _: u64, _: i32) -> Result<(), PlatformError> {
+            Ok(())
+        }
+        fn new_sibling(&mut self) -> Result<Seed, PlatformError> {
+            Err(PlatformError::StubGone { pid: 0 })
+        }
+        fn get_fpstate(&mut self) -> Result<Vec<u8>, PlatformError> {
+            Ok(Vec::new())
+        }
+        fn set_fpstate(&mut self, _: &[u8]) -> Result<(), PlatformError> {
+            Ok(())
+        }
+        fn interrupter(&self) -> Interrupter {
+            Interrupter { pid: 0 }
+        }
+        fn exit(&mut self, _: bool) {}
+    }
+
+    /// A file in a Vec.
+    struct VecFile(Mutex<Vec<u8>>, u64);
+    impl MapSource for VecFile {
+        fn fill(&self, mf: &MemFile, mf_off: u64, len: u64, file_off: u64) -> Result<(), Errno> {
+            let d = self.0.lock().unwrap();
+            let s = (file_off as usize).min(d.len());
+            let e = (s + len as usize).min(d.len());
+            mf.write(mf_off, &d[s..e]);
+            Ok(())
+        }
+        fn write_back(&self, mf: &MemFile, mf_off: u64, len: u64, off: u64) -> Result<(), Errno> {
+            let mut d = self.0.lock().unwrap();
+            let s = (off as usize).min(d.len());
+            let e = (s + len as usize).min(d.len());
+            mf.read(mf_off, &mut d[s..e]);
+            Ok(())
+        }
+        fn describe(&self) -> (u64, u64, Vec<u8>) {
+            (0, 0, Vec::new())
+        }
+        fn key(&self) -> MapKey {
+            (u64::MAX - 1, self.1)
+        }
+        fn size(&self) -> u64 {
+            self.0.lock().unwrap().len() as u64
+        }
+    }
+
+    fn setup(key: u64, data: &[u8]) -> (MemoryManager, FakePt, Arc<VecFile>) {
+        let mf = Arc::new(MemFile::new(1 << 32).unwrap());
+        let layout = Layout {
+            top: 1 << 40,
+            reserved: (0, 0),
+        };
+        let file = Arc::new(VecFile(Mutex::new(data.to_vec()), key));
+        (MemoryManager::new(mf, layout), FakePt::default(), file)
+    }
+
+    fn file_req(file: &Arc<VecFile>, len: u64, shared: bool) -> MapReq {
+        let src: Arc<dyn MapSource> = file.clone();
+        MapReq {
+            addr: 0,
+            len,
+            prot: PROT_READ | PROT_WRITE,
+            shared,
+            fixed: false,
+            noreplace: false,
+            may_write: true,
+            kind: VmaKind::File { src, file_off: 0 },
+        }
+    }
+
+    #[test]
+    fn private_file_pages_are_copied_on_write_and_sigbus_past_eof() {
+        let (mm, mut pt, file) = setup(1, &[7u8; 2 * PAGE as usize + 10]);
+        let a = mm.mmap(&mut pt, file_req(&file, 4 * PAGE, false)).unwrap();
+        // Three file pages mapped read-only from the cache, the fourth not at all.
+        assert_eq!(pt.pages.len(), 3);
+        assert!(pt.pages.values().all(|&(_, p)| p == PROT_READ));
+        // A sentry-side write copies the page; sync_host maps the copy writable.
+        mm.copy_out(a + 1, b"x").unwrap();
+        assert_eq!(pt.pages[&a].1, PROT_READ);
+        mm.sync_host(&mut pt);
+        assert_eq!(pt.pages[&a].1, PROT_READ | PROT_WRITE);
+        // The app's write fault on page 1 copies it too.
+        let r = mm.fault(&mut pt, SIGSEGV, SEGV_ACCERR, a + PAGE + 3);
+        assert_eq!(r, FaultOutcome::Retry);
+        assert_eq!(pt.pages[&(a + PAGE)].1, PROT_READ | PROT_WRITE);
+        // A read-only page's genuine write fault is passed on.
+        mm.mprotect(&mut pt, a + 2 * PAGE, PAGE, PROT_READ).unwrap();
+        let r = mm.fault(&mut pt, SIGSEGV, SEGV_ACCERR, a + 2 * PAGE);
+        assert_eq!(r, FaultOutcome::Signal(SIGSEGV, SEGV_ACCERR));
+        // Past the end of file: SIGBUS.
+        let r = mm.fault(&mut pt, SIGSEGV, SEGV_MAPERR, a + 3 * PAGE);
+        assert_eq!(r, FaultOutcome::Signal(SIGBUS, BUS_ADRERR));
+        assert_eq!(mm.copy_in(a + 3 * PAGE, &mut [0u8; 1]), Err(Errno::EFAULT));
+        // A write to the file shows in the pages not copied, not in the copies.
+        let nine = [9u8; 3 * PAGE as usize];
+        cache::write(file.key(), 0, &nine, || {
+            *file.0.lock().unwrap() = nine.to_vec();
+            Ok(nine.len())
+        })
+        .unwrap();
+        let mut b = [0u8; 1];
+        mm.copy_in(a + 2 * PAGE, &mut b).unwrap();
+        assert_eq!(b, [9]);
+        mm.copy_in(a + 1, &mut b).unwrap();
+        assert_eq!(b, *b"x");
+        // The file grew: its fourth page can be mapped now.
+        let r = mm.fault(&mut pt, SIGSEGV, SEGV_MAPERR, a + 3 * PAGE);
+        assert_eq!(r, FaultOutcome::Signal(SIGBUS, BUS_ADRERR));
+        file.0.lock().unwrap().resize(4 * PAGE as usize, 5);
+        let r = mm.fault(&mut pt, SIGSEGV, SEGV_MAPERR, a + 3 * PAGE);
+        assert_eq!(r, FaultOutcome::Retry);
+    }
+
+    #[test]
+    fn shared_file_mappings_share_pages_and_write_back() {
+        let (mm, mut pt, file) = setup(2, &[1u8; PAGE as usize]);
+        let a = mm.mmap(&mut pt, file_req(&file, PAGE, true)).unwrap();
+        let b = mm.mmap(&mut pt, file_req(&file, PAGE, true)).unwrap();
+        assert_eq!(pt.pages[&a], pt.pages[&b]);
+        mm.copy_out(a, b"S").unwrap();
+        assert_eq!(file.0.lock().unwrap()[0], 1);
+        mm.msync(b, PAGE).unwrap();
+        assert_eq!(file.0.lock().unwrap()[0], b'S');
+        mm.copy_out(b + 1, b"T").unwrap();
+        mm.clear();
+        assert_eq!(file.0.lock().unwrap()[1], b'T');
+        assert!(cache::lookup(file.key()).is_none());
+    }
+
+    #[test]
+    fn mremap_moves_merged_anonymous_pieces_and_keeps_shared_objects() {
+        let (mm, mut pt, _) = setup(3, &[]);
+        let anon = |addr, len, shared| MapReq {
+            addr,
+            len,
+            prot: PROT_READ | PROT_WRITE,
+            shared,
+            fixed: addr != 0,
+            noreplace: false,
+            may_write: true,
+            kind: VmaKind::Anon,
+        };
+        let a = mm.mmap(&mut pt, anon(0, 2 * PAGE, false)).unwrap();
+        mm.copy_out(a + PAGE, b"a").unwrap();
+        // Grown in place as a second VMA, then moved as one.
+        assert_eq!(
+            mm.mremap(&mut pt, a, 2 * PAGE, 3 * PAGE, Remap::default()),
+            Ok(a)
+        );
+        mm.copy_out(a + 2 * PAGE, b"b").unwrap();
+        mm.mmap(&mut pt, anon(a + 3 * PAGE, PAGE, false)).unwrap();
+        let how = Remap {
+            may_move: true,
+            ..Remap::default()
+        };
+        let to = mm.mremap(&mut pt, a, 3 * PAGE, 8 * PAGE, how).unwrap();
+        assert_ne!(to, a);
+        let mut got = [0u8; 2];
+        mm.copy_in(to + PAGE, &mut got[..1]).unwrap();
+        mm.copy_in(to + 2 * PAGE, &mut got[1..]).unwrap();
+        assert_eq!(&got, b"ab");
+        assert!(!pt.pages.contains_key(&a));
+        // A shared object keeps its size: the grown part is not mapped (SIGBUS).
+        let s = mm.mmap(&mut pt, anon(0, PAGE, true)).unwrap();
+        let s2 = mm.mremap(&mut pt, s, PAGE, 2 * PAGE, how).unwrap();
+        assert!(pt.pages.contains_key(&s2) && !pt.pages.contains_key(&(s2 + PAGE)));
+        let r = mm.fault(&mut pt, SIGSEGV, SEGV_MAPERR, s2 + PAGE);
+        assert_eq!(r, FaultOutcome::Signal(SIGBUS, BUS_ADRERR));
+    }
 }

@@ -1,6 +1,9 @@
 //! mremap(2): shrinking, growing in place, moving (MREMAP_FIXED, MREMAP_DONTUNMAP).
 
-use super::{host, overlaps, page_up, Backing, Copies, MemoryManager, Mm, Pages, Remap, Vma, PAGE};
+use super::{
+    host, overlaps, page_up, Backing, Copies, MemoryManager, Mm, Pages, Remap, Vma, MMAP_MIN_ADDR,
+    PAGE,
+};
 use crate::abi::Errno;
 use crate::platform::PlatformThread;
 
@@ -23,13 +26,16 @@ impl MemoryManager {
             if !to.is_multiple_of(PAGE) || to_end > mm.layout.top {
                 return Err(Errno::EINVAL);
             }
-            if to < old_end.max(old + PAGE) && old < to_end {
+            if to < old_end.max(old.saturating_add(PAGE)) && old < to_end {
                 return Err(Errno::EINVAL);
+            }
+            if to < MMAP_MIN_ADDR {
+                return Err(Errno::EPERM);
             }
         }
         // The old range: one VMA (or private anonymous VMAs Linux would have merged).
         let pieces: Vec<Vma> = mm
-            .covering(old, old_end.max(old + PAGE))
+            .covering(old, old_end.max(old.saturating_add(PAGE)))
             .into_iter()
             .cloned()
             .collect();
@@ -46,6 +52,11 @@ impl MemoryManager {
         }
         if pos < old_end {
             return Err(Errno::EFAULT);
+        }
+        if let Pages::File { file_off, .. } = &first.pages {
+            (file_off + (old - first.start))
+                .checked_add(new_len)
+                .ok_or(Errno::EINVAL)?;
         }
         if old_len == 0 {
             // A second mapping of the same shared pages.

@@ -230,7 +230,7 @@ impl Task {
     /// Applies RLIMIT_FSIZE to a write of `count` bytes at `pos` of a regular file: past the
     /// limit the writer gets SIGXFSZ and EFBIG; a write crossing it is shortened.
     pub fn fsize_limit(&self, f: &File, pos: u64, count: usize) -> Result<usize, Errno> {
-        if !f.inode.as_ref().is_some_and(|i| i.kind() == S_IFREG) {
+        if f.inode.as_ref().is_none_or(|i| i.kind() != S_IFREG) {
             return Ok(count);
         }
         let limit = self.rlimit(libc::RLIMIT_FSIZE as usize);

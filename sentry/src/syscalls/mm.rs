@@ -53,6 +53,12 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
             .ok_or(Errno::EOVERFLOW)?;
         VmaKind::File { src, file_off: off }
     };
+    check_as(t, len, |t: &Task| {
+        match page_up(len).and_then(|l| addr.checked_add(l)) {
+            Some(end) if flags & MAP_FIXED != 0 => t.mm.mapped_in(addr, end),
+            _ => 0,
+        }
+    })?;
     let req = MapReq {
         addr,
         len,
@@ -64,6 +70,22 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
         kind,
     };
     t.mm.mmap(t.pt.as_mut(), req)
+}
+
+/// ENOMEM if growing the address space by `len` bytes (after the `replaced` bytes go) would
+/// pass RLIMIT_AS.
+fn check_as(t: &Task, len: u64, replaced: impl FnOnce(&Task) -> u64) -> Result<(), Errno> {
+    const RLIMIT_AS: usize = 9;
+    let limit = t.rlimit(RLIMIT_AS);
+    if limit == u64::MAX {
+        return Ok(());
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let total = t.mm.mapped_in(0, u64::MAX).saturating_sub(replaced(t));
+    if total.saturating_add(len) > limit {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
 }
 
 pub fn sys_munmap(t: &mut Task, a: &Args) -> SysResult {
@@ -78,8 +100,19 @@ pub fn sys_mprotect(t: &mut Task, a: &Args) -> SysResult {
         .map(|_| 0)
 }
 
+/// brk(2). Growth past RLIMIT_AS leaves the break where it is.
 pub fn sys_brk(t: &mut Task, a: &Args) -> SysResult {
-    Ok(t.mm.brk(t.pt.as_mut(), a.u64(0)))
+    let want = a.u64(0);
+    let cur = t.mm.read().brk;
+    if let Some(grow) = page_up(want)
+        .zip(page_up(cur))
+        .and_then(|(w, c)| w.checked_sub(c))
+    {
+        if check_as(t, grow, |_| 0).is_err() {
+            return Ok(cur);
+        }
+    }
+    Ok(t.mm.brk(t.pt.as_mut(), want))
 }
 
 /// mremap(2): shrink in place, grow in place when the pages after are free, else move with
@@ -101,6 +134,12 @@ pub fn sys_mremap(t: &mut Task, a: &Args) -> SysResult {
     }
     if new_len == 0 {
         return Err(Errno::EINVAL);
+    }
+    if let Some(grow) = page_up(new_len)
+        .zip(page_up(old_len))
+        .and_then(|(n, o)| n.checked_sub(o))
+    {
+        check_as(t, grow, |_| 0)?;
     }
     let how = Remap {
         may_move: flags & MAYMOVE != 0,

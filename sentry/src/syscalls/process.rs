@@ -70,7 +70,7 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
         h
     };
     *h.sched.lock().unwrap_or_else(|e| e.into_inner()) =
-        t.h.sched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        *t.h.sched.lock().unwrap_or_else(|e| e.into_inner());
     h.no_new_privs.store(
         t.h.no_new_privs.load(std::sync::atomic::Ordering::Relaxed),
         std::sync::atomic::Ordering::Relaxed,
