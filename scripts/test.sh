@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --workspace --bins
-cargo test --workspace -- --test-threads=2
+cargo test --workspace -- --test-threads=2 --show-output

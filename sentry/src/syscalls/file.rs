@@ -294,12 +294,38 @@ impl Task {
         Ok(done as u64)
     }
 
-    /// Writes app memory at `buf` to a file.
+    /// Writes app memory at `buf` to a file, a chunk at a time.
     pub fn write_from(&self, f: &File, buf: u64, count: usize, off: Option<u64>) -> SysResult {
         if !f.writable() {
             return Err(Errno::EBADF);
         }
         let count = count.min(MAX_RW);
+        let mut done = 0usize;
+        let mut tmp = vec![0u8; count.min(CHUNK)];
+        while done < count {
+            let want = (count - done).min(CHUNK);
+            self.mm.copy_in(buf + done as u64, &mut tmp[..want])?;
+            match self.write_bytes(f, &tmp[..want], off.map(|o| o + done as u64)) {
+                Ok(n) => {
+                    done += n as usize;
+                    if (n as usize) < want {
+                        break;
+                    }
+                }
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done as u64)
+    }
+
+    /// Writes `data` at `off`, or at the description's offset (the end with O_APPEND),
+    /// honouring RLIMIT_FSIZE; EPIPE also raises SIGPIPE. A would-block or a signal after
+    /// some progress ends the write short.
+    pub fn write_bytes(&self, f: &File, data: &[u8], off: Option<u64>) -> SysResult {
+        if !f.writable() {
+            return Err(Errno::EBADF);
+        }
         let io = self.io(f.nonblock());
         let seekable = f.ops.seekable();
         let mut pos_guard = if seekable && off.is_none() {
@@ -315,32 +341,27 @@ impl Task {
         if f.flags() & O_APPEND != 0 && seekable && off.is_none() {
             pos = file_size(f)?;
         }
-        let count = self.fsize_limit(f, pos, count)?;
+        let count = self.fsize_limit(f, pos, data.len())?;
         let mut done = 0usize;
-        let mut tmp = vec![0u8; count.min(CHUNK)];
         while done < count {
-            let want = (count - done).min(CHUNK);
-            self.mm.copy_in(buf + done as u64, &mut tmp[..want])?;
-            let n = match f.ops.write(&io, &tmp[..want], pos) {
-                Ok(n) => n,
+            match f.ops.write(&io, &data[done..count], pos + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
                 Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
                 Err(e) => {
                     if e == Errno::EPIPE {
-                        let info =
-                            crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
+                        let info = crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
                         self.k.signal_task(&self.h, info);
                     }
                     return Err(e);
                 }
-            };
-            done += n;
-            pos += n as u64;
-            if n < want {
+            }
+            if !seekable {
                 break;
             }
         }
         if let Some(g) = pos_guard.as_mut() {
-            **g = pos;
+            **g = pos + done as u64;
         }
         Ok(done as u64)
     }
@@ -440,6 +461,9 @@ fn readv_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
 fn writev_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
     let f = t.file(a.fd(0))?;
     let iovs = t.iovecs(a.ptr(1), a.i32(2))?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
     // Gather into one buffer so that a pipe or terminal sees one write, as Linux does.
     let mut buf = Vec::new();
     for iov in &iovs {
@@ -447,45 +471,7 @@ fn writev_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
         buf.resize(start + iov.len as usize, 0);
         t.mm.copy_in(iov.base, &mut buf[start..])?;
     }
-    if !f.writable() {
-        return Err(Errno::EBADF);
-    }
-    let io = t.io(f.nonblock());
-    let seekable = f.ops.seekable();
-    let mut g = if seekable && off.is_none() {
-        Some(f.pos.lock().unwrap_or_else(|e| e.into_inner()))
-    } else {
-        None
-    };
-    let mut pos = match (&g, off) {
-        (_, Some(o)) => o,
-        (Some(g), None) => **g,
-        _ => 0,
-    };
-    if f.flags() & O_APPEND != 0 && seekable && off.is_none() {
-        pos = file_size(&f)?;
-    }
-    let mut done = 0;
-    while done < buf.len() {
-        match f.ops.write(&io, &buf[done..], pos + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
-            Err(e) => {
-                if e == Errno::EPIPE {
-                    t.k.signal_task(
-                        &t.h,
-                        crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE),
-                    );
-                }
-                return Err(e);
-            }
-        }
-    }
-    if let Some(g) = g.as_mut() {
-        **g = pos + done as u64;
-    }
-    Ok(done as u64)
+    t.write_bytes(&f, &buf, off)
 }
 
 pub fn sys_readv(t: &mut Task, a: &Args) -> SysResult {

@@ -20,16 +20,18 @@ fn stat_at(t: &mut Task, dirfd: i32, pathp: u64, out: u64, flags: u32) -> SysRes
         return Err(Errno::EINVAL);
     }
     let path = t.path_arg(pathp)?;
-    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        fd_stat(t, dirfd)?
-    } else {
-        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?
-            .d
-            .inode
-            .stat()?
-    };
+    let st = stat_path(t, dirfd, &path, flags)?;
     t.mm.write_obj(out, &st)?;
     Ok(0)
+}
+
+/// The attributes of `path` under `dirfd`, or of `dirfd` itself for an empty path with
+/// AT_EMPTY_PATH (which also covers files without a path, like pipes).
+fn stat_path(t: &Task, dirfd: i32, path: &[u8], flags: u32) -> Result<Stat, Errno> {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        return fd_stat(t, dirfd);
+    }
+    t.lookup_at(dirfd, path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?.d.inode.stat()
 }
 
 fn fd_stat(t: &Task, fd: i32) -> Result<Stat, Errno> {
@@ -70,14 +72,7 @@ pub fn sys_statx(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let path = t.path_arg(a.ptr(1))?;
-    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        fd_stat(t, dirfd)?
-    } else {
-        t.lookup_at(dirfd, &path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?
-            .d
-            .inode
-            .stat()?
-    };
+    let st = stat_path(t, dirfd, &path, flags)?;
     let mut b = [0u8; 256];
     let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
     let put64 = |b: &mut [u8; 256], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
