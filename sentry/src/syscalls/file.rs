@@ -350,7 +350,8 @@ impl Task {
                 Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
                 Err(e) => {
                     if e == Errno::EPIPE {
-                        let info = crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
+                        let info =
+                            crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
                         self.k.signal_task(&self.h, info);
                     }
                     return Err(e);

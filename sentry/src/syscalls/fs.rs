@@ -31,7 +31,10 @@ fn stat_path(t: &Task, dirfd: i32, path: &[u8], flags: u32) -> Result<Stat, Errn
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         return fd_stat(t, dirfd);
     }
-    t.lookup_at(dirfd, path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?.d.inode.stat()
+    t.lookup_at(dirfd, path, follow_flag(flags), flags & AT_EMPTY_PATH != 0)?
+        .d
+        .inode
+        .stat()
 }
 
 fn fd_stat(t: &Task, fd: i32) -> Result<Stat, Errno> {
