@@ -92,6 +92,12 @@ pub fn spawn_with_boot_fd(cmd: &mut Command, fd: OwnedFd) -> io::Result<Child> {
     };
     let raw = fd.as_raw_fd();
     let hook = move || {
+        // Its own session: a terminal's job-control signals go to the runtime, which
+        // forwards them; and it dies with the runtime.
+        // SAFETY: setsid and prctl(PR_SET_PDEATHSIG) are async-signal-safe, take no pointers.
+        unsafe { libc::setsid() };
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
         if raw == BOOT_FD {
             // SAFETY: fcntl(F_SETFD) is async-signal-safe and only clears FD_CLOEXEC on fd 3,
             // which this child inherited open.
@@ -102,8 +108,8 @@ pub fn spawn_with_boot_fd(cmd: &mut Command, fd: OwnedFd) -> io::Result<Child> {
             cvt_unit(unsafe { libc::dup2(raw, BOOT_FD) })
         }
     };
-    // SAFETY: the hook runs in the forked child before exec; it calls only fcntl or dup2
-    // (async-signal-safe), allocates nothing and takes no lock.
+    // SAFETY: the hook runs in the forked child before exec; it calls only setsid, prctl,
+    // fcntl or dup2 (async-signal-safe), allocates nothing and takes no lock.
     unsafe { cmd.pre_exec(hook) };
     let child = cmd.spawn();
     drop(fd);

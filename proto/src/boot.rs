@@ -109,6 +109,32 @@ impl Message for SentryExit {
     }
 }
 
+/// Runtime → sentry, after boot, over the same socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeMsg {
+    /// Deliver `signal` to the sandbox's init process (the runtime got it: Ctrl-C, kill).
+    Signal(u8),
+}
+
+impl Message for RuntimeMsg {
+    fn encode_into(&self, e: &mut Encoder) {
+        match *self {
+            RuntimeMsg::Signal(s) => e.u8(0).u8(s),
+        };
+    }
+    fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(match d.u8()? {
+            0 => RuntimeMsg::Signal(d.u8()?),
+            t => {
+                return Err(DecodeError::UnknownTag {
+                    what: "runtime message",
+                    tag: t.into(),
+                })
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 
 use moat_gofer::sys::spawn_with_boot_fd;
 use moat_gofer::Channel;
-use moat_proto::boot::{GoferBoot, SentryBoot, SentryExit};
+use moat_proto::boot::{GoferBoot, RuntimeMsg, SentryBoot, SentryExit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -126,7 +126,19 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
     drop(serve_sentry);
     drop(stdio);
 
-    let exit = sentry_ctl.recv_msg::<SentryExit>().map(|(m, _)| m);
+    // Signals sent to `moat` (Ctrl-C, kill) go to the sandbox's init.
+    crate::sys::block_forwarded();
+    let ctl = std::sync::Arc::new(sentry_ctl);
+    let fwd = ctl.clone();
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let sig = crate::sys::wait_forwarded();
+            if fwd.send_msg(&RuntimeMsg::Signal(sig as u8), &[]).is_err() {
+                return;
+            }
+        });
+    let exit = ctl.recv_msg::<SentryExit>().map(|(m, _)| m);
     let _ = sentry.wait();
     let _ = gofer.kill();
     let _ = gofer.wait();

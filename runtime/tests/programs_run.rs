@@ -177,3 +177,44 @@ fn strace_logs_syscalls_and_counts_enosys() {
     );
     assert!(r.stderr.contains("unimplemented syscalls:"), "{}", r.stderr);
 }
+
+#[test]
+fn signals_to_moat_reach_the_sandbox_and_its_death_is_reported() {
+    // A TERM sent to `moat do` is forwarded to init; init's trap exits 3.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let script = dir.join("moat_trap.sh");
+    std::fs::write(
+        &script,
+        "trap 'echo got TERM; exit 3' TERM\n/bin/busybox sleep 10 &\nwait\n",
+    )
+    .unwrap();
+    let child = std::process::Command::new(common::moat())
+        .args(["do", "--", "/bin/busybox", "sh", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got TERM\n");
+    assert_eq!(out.status.code(), Some(3));
+    // Without a trap, init dies of the signal and so does `moat do`.
+    let child = std::process::Command::new(common::moat())
+        .args(["do", "--", "/bin/busybox", "sleep", "10"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(15)
+    );
+}

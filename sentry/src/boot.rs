@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use moat_gofer::{Channel, GoferClient};
-use moat_proto::boot::{SentryBoot, SentryExit, BOOT_FD};
+use moat_proto::boot::{RuntimeMsg, SentryBoot, SentryExit, BOOT_FD};
 
 use crate::kernel::{self, Creds, ExitStatus, Kernel, NewTask, Start, Task};
 use crate::mm::MemFile;
@@ -27,6 +27,7 @@ pub fn main() -> Result<u8> {
         bail!("boot message came with {} fds, want 4", fds.len());
     }
     let cpuinfo = std::fs::read("/proc/cpuinfo").unwrap_or_default();
+    crate::sys::host_cpus();
     let _ = proc::CPUINFO.set(cpuinfo);
     crate::sys::confine_namespaces().context("cannot enter namespaces")?;
     // In the new PID namespace the sentry must be PID 1: fork once, the parent waits.
@@ -60,7 +61,8 @@ pub fn main() -> Result<u8> {
     crate::sys::install_seccomp().context("cannot install the seccomp filter")?;
     let k = Kernel::new(platform, mf, vfs, boot.strace, boot.hostname.clone());
     mount_special(&k);
-    let status = run_init(&k, boot, [stdin, stdout, stderr])?;
+    let chan = Arc::new(chan);
+    let status = run_init(&k, boot, [stdin, stdout, stderr], &chan)?;
     if k.strace {
         let m = k.enosys.lock().unwrap_or_else(|e| e.into_inner());
         let total: u64 = m.values().sum();
@@ -124,7 +126,42 @@ fn mount_special(k: &Arc<Kernel>) {
     }
 }
 
-fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<ExitStatus> {
+/// Serves the runtime's messages: signals for init; if the runtime goes away, the sandbox
+/// ends (init is killed).
+fn serve_runtime(k: Arc<Kernel>, chan: Arc<Channel>) {
+    loop {
+        match chan.recv_msg::<RuntimeMsg>() {
+            Ok((RuntimeMsg::Signal(sig), _)) => {
+                if let Some(init) = k.group(1) {
+                    let sig = i32::from(sig);
+                    if (1..=64).contains(&sig) {
+                        k.signal_group(&init, crate::kernel::signal::SigInfo::user(sig, 0, 0));
+                    }
+                }
+            }
+            Err(moat_gofer::ChannelError::Decode(e)) => {
+                tracing::warn!(error = %e, "bad runtime message")
+            }
+            Err(_) => {
+                tracing::info!("runtime gone: ending the sandbox");
+                if let Some(init) = k.group(1) {
+                    k.signal_group(
+                        &init,
+                        crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGKILL),
+                    );
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn run_init(
+    k: &Arc<Kernel>,
+    boot: SentryBoot,
+    stdio: [OwnedFd; 3],
+    chan: &Arc<Channel>,
+) -> Result<ExitStatus> {
     let mut table = FdTable::default();
     for (i, fd) in stdio.into_iter().enumerate() {
         let h = host::HostFd::new(fd);
@@ -237,7 +274,13 @@ fn run_init(k: &Arc<Kernel>, boot: SentryBoot, stdio: [OwnedFd; 3]) -> Result<Ex
         })
         .context("cannot spawn the init thread")?;
     match rx.recv() {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => {
+            let (k2, c2) = (k.clone(), chan.clone());
+            std::thread::Builder::new()
+                .name("runtime".into())
+                .spawn(move || serve_runtime(k2, c2))
+                .context("cannot spawn the runtime thread")?;
+        }
         Ok(Err(msg)) => {
             eprintln!("moat: {msg}");
             return Ok(ExitStatus::Exited(if msg.contains("ENOENT") {

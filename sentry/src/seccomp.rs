@@ -45,7 +45,7 @@ pub fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
         (libc::SYS_set_robust_list, "threads"),
         (libc::SYS_rseq, "threads"),
         (libc::SYS_sched_yield, "sched_yield of the app"),
-        (libc::SYS_sched_getaffinity, "available_parallelism"),
+        (libc::SYS_sched_getaffinity, "std's thread bookkeeping"),
         (libc::SYS_exit, "thread exit; injected into stubs"),
         (libc::SYS_exit_group, "exit"),
         (libc::SYS_wait4, "waiting for stubs"),

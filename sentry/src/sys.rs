@@ -316,3 +316,14 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     // its rax makes the refused syscall return -EPERM.
     unsafe { (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = -i64::from(libc::EPERM) };
 }
+
+/// How many CPUs the host lets the sentry use; measured once, at boot, while the sentry can
+/// still read the files std consults (cgroup quotas), and remembered.
+pub fn host_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}

@@ -131,10 +131,7 @@ pub fn sys_sched_rr_get_interval(t: &mut Task, a: &Args) -> SysResult {
 
 /// The CPUs the sandbox may use, as a mask of at most 64.
 fn online_cpus() -> u64 {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(64);
+    let n = crate::sys::host_cpus().min(64);
     if n == 64 {
         u64::MAX
     } else {
