@@ -134,7 +134,8 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
         .name("signals".into())
         .spawn(move || loop {
             let sig = crate::sys::wait_forwarded();
-            if fwd.send_msg(&RuntimeMsg::Signal(sig as u8), &[]).is_err() {
+            let Ok(sig) = u8::try_from(sig) else { continue };
+            if fwd.send_msg(&RuntimeMsg::Signal(sig), &[]).is_err() {
                 return;
             }
         });
