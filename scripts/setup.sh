@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+dpkg -s docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
