@@ -61,6 +61,8 @@ pub struct GoferInode {
     attr: Mutex<Option<Attr>>,
     /// Symlink target (cached only on read-only trees).
     link: Mutex<Option<Vec<u8>>>,
+    /// A donated read-only fd reused by later opens (read-only trees only).
+    ro_fd: Mutex<Option<Arc<OwnedFd>>>,
 }
 
 fn to_stat(a: &Attr) -> Stat {
@@ -123,6 +125,7 @@ impl GoferInode {
             me: Mutex::new(None),
             attr,
             link: Mutex::new(None),
+            ro_fd: Mutex::new(None),
         });
         *c.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&c));
         c
@@ -338,17 +341,26 @@ impl Inode for GoferInode {
             return Ok(Arc::new(DirOnly));
         }
         let acc = flags & O_ACCMODE;
-        let f = acc | (flags & O_DIRECTORY);
-        let (_, fd) = self.fs.call(&Request::Open {
-            path: self.path(),
-            flags: f,
-        })?;
         let mut path = b"/".to_vec();
         path.extend_from_slice(&self.path());
-        Ok(Arc::new(HostFile {
-            fd: Arc::new(fd.ok_or(Errno::EIO)?),
-            path: Arc::new(path),
-        }))
+        let path = Arc::new(path);
+        // On a read-only tree one donated read-only fd serves every open of the file: all
+        // I/O uses explicit offsets, so descriptions do not share a host offset.
+        let reuse = self.fs.cache && acc == O_RDONLY && self.kind == crate::vfs::S_IFREG;
+        if reuse {
+            if let Some(fd) = self.ro_fd.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return Ok(Arc::new(HostFile { fd, path }));
+            }
+        }
+        let (_, fd) = self.fs.call(&Request::Open {
+            path: self.path(),
+            flags: acc | (flags & O_DIRECTORY),
+        })?;
+        let fd = Arc::new(fd.ok_or(Errno::EIO)?);
+        if reuse && CACHED_FDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_CACHED_FDS {
+            *self.ro_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd.clone());
+        }
+        Ok(Arc::new(HostFile { fd, path }))
     }
     fn statfs(&self) -> Result<FsStat, Errno> {
         match self.fs.call(&Request::StatFs { path: self.path() })?.0 {
@@ -384,6 +396,7 @@ pub fn root_inode(fs: &Arc<GoferFs>) -> Result<InodeRef, Errno> {
         me: Mutex::new(None),
         attr: Mutex::new(fs.cache.then_some(attr)),
         link: Mutex::new(None),
+        ro_fd: Mutex::new(None),
     });
     *r.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&r));
     Ok(r)
@@ -396,6 +409,10 @@ impl FileOps for DirOnly {
         Err(Errno::EISDIR)
     }
 }
+
+/// How many read-only fds the lower tree keeps open for reuse, at most.
+const MAX_CACHED_FDS: usize = 4096;
+static CACHED_FDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A host file donated by the gofer.
 pub struct HostFile {
