@@ -6,6 +6,7 @@ need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 dpkg -s docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then

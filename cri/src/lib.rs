@@ -2,14 +2,20 @@
 //! May touch: the host, as root: its root and state directories, registries, CNI, the runtime library.
 //! Never: runs app code outside a sentry, or uses image content whose digest it has not checked.
 //!
-//! This far it holds the image half: [`reference`] parsing, the [`registry`] client, the
-//! content-addressed [`store`] with shared unpacked [`layer`]s, and [`pull`], which ties them
-//! together. The gRPC services come next.
+//! The image half: [`reference`] parsing, the [`registry`] client, the content-addressed
+//! [`store`] with shared unpacked [`layer`]s, and [`pull`], which ties them together. The gRPC
+//! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version and Status
+//! so far), and [`server`], which serves them on a unix socket as [`config`] says.
 
+pub mod api;
+pub mod config;
 pub mod digest;
+pub mod image_service;
 pub mod layer;
 pub mod oci;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod runtime_service;
+pub mod server;
 pub mod store;

@@ -103,12 +103,13 @@ pub struct FetchedManifest {
     pub bytes: Vec<u8>,
 }
 
-/// A thread-safe registry client; bearer tokens are cached per host and repository.
+/// A thread-safe registry client; bearer tokens are cached per host, repository and credentials.
 #[derive(Debug)]
 pub struct RegistryClient {
     agent: ureq::Agent,
     options: RegistryOptions,
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// Bearer tokens by (host, repository, [`creds_fingerprint`]).
+    tokens: Mutex<HashMap<(String, String, Digest), String>>,
 }
 
 impl RegistryClient {
@@ -226,7 +227,13 @@ impl RegistryClient {
         accept: &str,
         creds: Option<&Credentials>,
     ) -> Result<ureq::Response, RegistryError> {
-        let key = (r.api_host().to_owned(), r.repository().to_owned());
+        // A token is reused only with the credentials that earned it: a request with other (or
+        // no) credentials must not ride on someone else's access.
+        let key = (
+            r.api_host().to_owned(),
+            r.repository().to_owned(),
+            creds_fingerprint(creds),
+        );
         let cached = self
             .tokens
             .lock()
@@ -414,6 +421,17 @@ pub enum Challenge {
         service: Option<String>,
         scope: Option<String>,
     },
+}
+
+/// Tells credentials apart without keeping them as the cache key.
+fn creds_fingerprint(creds: Option<&Credentials>) -> Digest {
+    match creds {
+        None => Digest::of(b"anonymous"),
+        Some(Credentials::Basic { username, password }) => {
+            Digest::of(format!("basic\0{username}\0{password}").as_bytes())
+        }
+        Some(Credentials::Bearer(t)) => Digest::of(format!("bearer\0{t}").as_bytes()),
+    }
 }
 
 /// Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`.
