@@ -41,16 +41,7 @@ impl Task {
         let seekable = f.ops.seekable();
         let mut done = 0usize;
         let mut tmp = vec![0u8; count.min(CHUNK)];
-        let mut pos_guard = if seekable && off.is_none() {
-            Some(f.pos.lock().unwrap_or_else(|e| e.into_inner()))
-        } else {
-            None
-        };
-        let mut pos = match (&pos_guard, off) {
-            (_, Some(o)) => o,
-            (Some(g), None) => **g,
-            (None, None) => 0,
-        };
+        let (mut pos_guard, mut pos) = io_position(f, seekable, off);
         while done < count {
             let want = (count - done).min(CHUNK);
             let n = match f.ops.read(&io, &mut tmp[..want], pos) {
@@ -108,16 +99,7 @@ impl Task {
         }
         let io = self.io(f.nonblock());
         let seekable = f.ops.seekable();
-        let mut pos_guard = if seekable && off.is_none() {
-            Some(f.pos.lock().unwrap_or_else(|e| e.into_inner()))
-        } else {
-            None
-        };
-        let mut pos = match (&pos_guard, off) {
-            (_, Some(o)) => o,
-            (Some(g), None) => **g,
-            (None, None) => 0,
-        };
+        let (mut pos_guard, mut pos) = io_position(f, seekable, off);
         if f.flags() & O_APPEND != 0 && seekable && off.is_none() {
             pos = file_size(f)?;
         }
@@ -299,4 +281,22 @@ pub fn sys_sendfile(t: &mut Task, a: &Args) -> SysResult {
         t.mm.write_obj(offp, &o)?;
     }
     Ok(done as u64)
+}
+
+/// Where an I/O starts: at `off` (pread/pwrite), else at the description's offset, which stays
+/// locked (returned guard) until the I/O has moved it; files without offsets start at 0.
+fn io_position(
+    f: &File,
+    seekable: bool,
+    off: Option<u64>,
+) -> (Option<std::sync::MutexGuard<'_, u64>>, u64) {
+    match off {
+        Some(o) => (None, o),
+        None if seekable => {
+            let g = f.pos.lock().unwrap_or_else(|e| e.into_inner());
+            let p = *g;
+            (Some(g), p)
+        }
+        None => (None, 0),
+    }
 }
