@@ -224,3 +224,12 @@ fn signals_to_moat_reach_the_sandbox_and_its_death_is_reported() {
         Some(15)
     );
 }
+
+#[test]
+fn sentry_survives_random_syscalls_with_garbage_arguments() {
+    let bin = compile("sysfuzz", true);
+    let r = sandboxed(&[bin.to_str().unwrap(), "60"]);
+    assert_eq!(r.end, End::Code(0), "stderr: {}", r.stderr);
+    assert!(r.stdout.starts_with("batches 60,"), "{}", r.stdout);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
