@@ -73,6 +73,10 @@ pub fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
             libc::SYS_pause,
             "stub threads waiting to be seized (clone gadget)",
         ),
+        (
+            libc::SYS_execveat,
+            "new stubs exec the in-memory stub image (platform::ptrace)",
+        ),
         (libc::SYS_sysinfo, "sysinfo(2) totals"),
         (libc::SYS_fcntl, "fd checks"),
         (libc::SYS_uname, "std"),

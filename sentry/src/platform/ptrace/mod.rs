@@ -21,6 +21,9 @@ impl Ptrace {
     /// `memfd` must stay open for the platform's lifetime (the memory file owns it).
     pub fn new(memfd: RawFd) -> Self {
         sys::stub_base();
+        if let Err(e) = sys::stub_image() {
+            tracing::error!(error = %e, "cannot make the stub image");
+        }
         Ptrace { memfd }
     }
 }

@@ -96,38 +96,143 @@ fn map_stub_page() -> io::Result<u64> {
     Ok(base)
 }
 
-/// Forks the sentry into a new stub process traced by the calling thread. The child keeps
-/// only `keep_fd` (the memory file) and the stub page, then stops at the stub's int3.
+/// A memfd holding a tiny static ELF whose only segment is the stub page at `stub_base()`:
+/// new stubs exec it, so they start from an empty address space instead of a copy of the
+/// sentry's. Made at boot, before the seccomp filter.
+pub fn stub_image() -> Result<i32, super::super::PlatformError> {
+    static IMAGE: OnceLock<Result<i32, i32>> = OnceLock::new();
+    let r =
+        IMAGE.get_or_init(|| make_stub_image().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)));
+    r.map_err(|e| super::super::PlatformError::Host {
+        op: "stub image",
+        source: io::Error::from_raw_os_error(e),
+    })
+}
+
+fn stub_elf(base: u64) -> Vec<u8> {
+    let mut f = vec![0u8; 2 * PAGE as usize];
+    f[0..8].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+    f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+    f[20..24].copy_from_slice(&1u32.to_le_bytes()); // EV_CURRENT
+    f[24..32].copy_from_slice(&(base + OFF_ENTRY).to_le_bytes()); // e_entry
+    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    let ph = 64;
+    f[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    f[ph + 4..ph + 8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+    f[ph + 8..ph + 16].copy_from_slice(&PAGE.to_le_bytes()); // p_offset
+    f[ph + 16..ph + 24].copy_from_slice(&base.to_le_bytes()); // p_vaddr
+    f[ph + 24..ph + 32].copy_from_slice(&base.to_le_bytes()); // p_paddr
+    f[ph + 32..ph + 40].copy_from_slice(&PAGE.to_le_bytes()); // p_filesz
+    f[ph + 40..ph + 48].copy_from_slice(&PAGE.to_le_bytes()); // p_memsz
+    f[ph + 48..ph + 56].copy_from_slice(&PAGE.to_le_bytes()); // p_align
+    f[PAGE as usize..].copy_from_slice(&stub_code(base));
+    f
+}
+
+fn make_stub_image() -> io::Result<i32> {
+    // SAFETY: the name is a NUL-terminated static string.
+    let fd = unsafe { libc::memfd_create(c"moat-stub".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let elf = stub_elf(stub_base());
+    let mut done = 0;
+    while done < elf.len() {
+        let rest = &elf[done..];
+        // SAFETY: `rest` is a readable buffer of `rest.len()` bytes.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return Err(io::Error::last_os_error());
+        }
+        done += n as usize;
+    }
+    Ok(fd)
+}
+
+/// What the clone child needs; lives on the parent's stack, which the child shares until
+/// it execs (CLONE_VM|CLONE_VFORK).
+#[repr(C)]
+struct ChildArgs {
+    keep: i32,
+    image: i32,
+}
+
+/// Starts a new stub process traced by the calling thread: a vfork-style child that keeps
+/// only `keep_fd` (the memory file) and execs the stub image; the stub unmaps what exec made
+/// (stack, vDSO) and stops at its int3.
 pub fn fork_stub(keep_fd: i32) -> Result<i32, super::super::PlatformError> {
-    let entry = stub_base() + OFF_ENTRY;
-    // SAFETY: the child runs only async-signal-safe raw syscalls below, then jumps to the stub
-    // page (inherited through fork), and never returns into Rust code.
-    let pid = unsafe { libc::fork() };
+    let image = stub_image()?;
+    let mut stack = vec![0u64; 2048];
+    let top = stack
+        .as_mut_ptr()
+        .wrapping_add(stack.len())
+        .cast::<libc::c_void>();
+    let mut args = ChildArgs {
+        keep: keep_fd,
+        image,
+    };
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    // SAFETY: `stub_child` runs on `stack` (alive until the child execs, since CLONE_VFORK
+    // suspends this thread until then) and only makes raw syscalls; `args` outlives it too.
+    let pid = unsafe { libc::clone(stub_child, top, flags, (&mut args as *mut ChildArgs).cast()) };
+    drop(stack);
     if pid < 0 {
-        return Err(last_err("fork stub"));
+        return Err(last_err("clone stub"));
     }
-    if pid == 0 {
-        child_after_fork(keep_fd, entry);
-    }
+    // The exec stops the traced child with SIGTRAP before its first instruction; let it run
+    // the stub's entry, which unmaps everything else and stops at int3.
+    wait_stopped(pid)?;
+    resume(pid, false)?;
     wait_stopped(pid)?;
     set_options(pid)?;
     Ok(pid)
 }
 
-fn child_after_fork(keep_fd: i32, entry: u64) -> ! {
+extern "C" fn stub_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points at the parent's ChildArgs, alive while this child runs (vfork).
+    let a = unsafe { &*arg.cast::<ChildArgs>() };
     // SAFETY: PTRACE_TRACEME takes no pointers.
     unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) };
-    let keep = libc::c_uint::try_from(keep_fd).unwrap_or(0);
-    if keep > 0 {
-        // SAFETY: close_range takes no pointers; it closes every fd below `keep`.
-        unsafe { libc::syscall(libc::SYS_close_range, 0, keep - 1, 0) };
+    let (lo, hi) = if a.keep < a.image {
+        (a.keep, a.image)
+    } else {
+        (a.image, a.keep)
+    };
+    let (lo, hi) = (lo.max(0) as libc::c_uint, hi.max(0) as libc::c_uint);
+    if lo > 0 {
+        // SAFETY: close_range takes no pointers; this child has its own fd table (no
+        // CLONE_FILES).
+        unsafe { libc::syscall(libc::SYS_close_range, 0, lo - 1, 0) };
     }
-    // SAFETY: close_range takes no pointers; it closes every fd above `keep`.
-    unsafe { libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0) };
-    // SAFETY: `entry` is the stub's entry code, mapped read+exec at the same address in this
-    // forked child; it unmaps everything else and traps, never returning.
-    let f: extern "C" fn() -> ! = unsafe { std::mem::transmute(entry as usize) };
-    f()
+    if hi > lo + 1 {
+        // SAFETY: as above.
+        unsafe { libc::syscall(libc::SYS_close_range, lo + 1, hi - 1, 0) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, hi + 1, libc::c_uint::MAX, 0) };
+    // The memory file must survive exec; the image fd closes with it.
+    // SAFETY: fcntl(F_SETFD) takes no pointers.
+    unsafe { libc::fcntl(a.keep, libc::F_SETFD, 0) };
+    let empty: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: the path is an empty NUL-terminated string and argv/envp are NULL-terminated
+    // arrays, all alive for the call; AT_EMPTY_PATH executes the image fd itself.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            a.image,
+            c"".as_ptr(),
+            empty.as_ptr(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    // SAFETY: exit takes no pointers; only reached if exec failed.
+    unsafe { libc::syscall(libc::SYS_exit, 127) };
+    127
 }
 
 /// Seizes a stub thread that is pausing in the clone gadget and stops it.
