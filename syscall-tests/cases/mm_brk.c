@@ -1,19 +1,10 @@
 // Tests brk/sbrk: program break queries, growth zero-filled and writable, shrink, refusal below start.
 #include "st.h"
-#include <setjmp.h>
 
-static sigjmp_buf jb;
-static void on_segv(int sig) { siglongjmp(jb, sig); }
-static int mapped(volatile char *p) {
-    if (sigsetjmp(jb, 1)) return 0;
-    (void)*p;
-    return 1;
-}
 
 int main(void) {
     st_init();
-    struct sigaction sa = {.sa_handler = on_segv};
-    sigaction(SIGSEGV, &sa, NULL);
+    st_catch_segv();
     char *b0 = (char *)syscall(SYS_brk, 0);
     char *b0b = (char *)syscall(SYS_brk, 0);
     expect("brk_query_stable", b0 == b0b && b0 != NULL);
@@ -26,8 +17,8 @@ int main(void) {
     expect("brk_writable", b0[99999] == 'z');
     char *b2 = (char *)syscall(SYS_brk, b0 + 10000);
     expect("brk_shrink", b2 == b0 + 10000);
-    expect_eq("brk_shrunk_page_gone", mapped(b0 + 90000), 0);
-    expect_eq("brk_kept_part", mapped(b0 + 5000), 1);
+    expect_eq("brk_shrunk_page_gone", st_readable(b0 + 90000), 0);
+    expect_eq("brk_kept_part", st_readable(b0 + 5000), 1);
     char *b3 = (char *)syscall(SYS_brk, b0 + 100000);
     expect("brk_regrow", b3 == b0 + 100000);
     /* Pages given back and taken again are zero; the kept page keeps data. */

@@ -1,20 +1,11 @@
 // Tests mremap: grow in place or move with MREMAP_MAYMOVE preserving data, shrink, MREMAP_FIXED, errors.
 #include "st.h"
-#include <setjmp.h>
 #include <sys/mman.h>
 
-static sigjmp_buf jb;
-static void on_segv(int sig) { siglongjmp(jb, sig); }
-static int mapped(volatile char *p) {
-    if (sigsetjmp(jb, 1)) return 0;
-    (void)*p;
-    return 1;
-}
 
 int main(void) {
     st_init();
-    struct sigaction sa = {.sa_handler = on_segv};
-    sigaction(SIGSEGV, &sa, NULL);
+    st_catch_segv();
     long pg = sysconf(_SC_PAGESIZE);
     /* Reserve a region so the layout around p is known: p (2 pages), then a blocker page. */
     char *res = mmap(NULL, 16 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -33,13 +24,13 @@ int main(void) {
     expect("data_preserved_after_move", same);
     expect("grown_tail_zero", q[8 * pg - 1] == 0 && q[2 * pg] == 0);
     expect("moved_away", q != p);
-    expect_eq("old_range_unmapped", mapped(p), 0);
+    expect_eq("old_range_unmapped", st_readable(p), 0);
     munmap(blocker, pg);
     /* Shrink in place. */
     char *s = mremap(q, 8 * pg, 3 * pg, 0);
     expect("shrink_same_addr", s == q);
-    expect_eq("shrunk_tail_unmapped", mapped(q + 3 * pg), 0);
-    expect_eq("shrunk_head_mapped", mapped(q + 3 * pg - 1), 1);
+    expect_eq("shrunk_tail_unmapped", st_readable(q + 3 * pg), 0);
+    expect_eq("shrunk_head_mapped", st_readable(q + 3 * pg - 1), 1);
     /* Grow in place when the space after is free. */
     munmap(q + 3 * pg, 5 * pg);
     char *g = mremap(q, 3 * pg, 5 * pg, 0);
@@ -50,7 +41,7 @@ int main(void) {
     expect("fixed_move", f == dst);
     expect("fixed_data", dst[1] == 1 && dst[pg + 5] == (char)((pg + 5) % 251));
     expect("fixed_writable", (dst[0] = 9) == 9);
-    expect_eq("fixed_old_gone", mapped(q), 0);
+    expect_eq("fixed_old_gone", st_readable(q), 0);
     r = mremap(dst, 5 * pg, 5 * pg, MREMAP_FIXED, dst + pg);
     expect_err("fixed_without_maymove", r == MAP_FAILED ? -1 : 0, EINVAL);
     r = mremap(dst + 1, pg, pg, 0);

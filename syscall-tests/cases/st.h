@@ -155,4 +155,19 @@ static inline void st_no_core(void) {
     setrlimit(RLIMIT_CORE, &rl);
 }
 
+/* Fault probing: after st_catch_segv(), st_readable(p) is 1 if *p can be read, 0 if the
+ * read faults (SIGSEGV), without killing the program. */
+#include <setjmp.h>
+static sigjmp_buf st_probe_jb;
+static void st_on_segv(int sig) { siglongjmp(st_probe_jb, sig); }
+static inline void st_catch_segv(void) {
+    struct sigaction sa = {.sa_handler = st_on_segv};
+    sigaction(SIGSEGV, &sa, NULL);
+}
+static inline int st_readable(volatile char *p) {
+    if (sigsetjmp(st_probe_jb, 1)) return 0;
+    (void)*p;
+    return 1;
+}
+
 #endif
