@@ -76,18 +76,8 @@ pub struct SetAttr {
     pub mtime: Option<Option<(i64, u64)>>,
 }
 
-/// statfs(2) answer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FsStat {
-    pub kind: u64,
-    pub bsize: u64,
-    pub blocks: u64,
-    pub bfree: u64,
-    pub bavail: u64,
-    pub files: u64,
-    pub ffree: u64,
-    pub namelen: u64,
-}
+/// statfs(2) answer: the same fields the gofer protocol carries.
+pub use moat_proto::gofer::FsStat;
 
 /// A file, directory or other node of some filesystem.
 pub trait Inode: Send + Sync + Any {
@@ -265,6 +255,13 @@ pub struct VPath {
 }
 
 impl VPath {
+    /// Where this path's mount is mounted (None for the root mount).
+    pub fn mountpoint(&self) -> Option<VPath> {
+        self.mnt.parent.as_ref().map(|(m, d)| VPath {
+            mnt: m.clone(),
+            d: d.clone(),
+        })
+    }
     pub fn inode(&self) -> &InodeRef {
         &self.d.inode
     }
@@ -373,13 +370,8 @@ impl Vfs {
         }
         let mut p = p.clone();
         while Arc::ptr_eq(&p.d, &p.mnt.root) {
-            match &p.mnt.parent {
-                Some((m, d)) => {
-                    p = VPath {
-                        mnt: m.clone(),
-                        d: d.clone(),
-                    }
-                }
+            match p.mountpoint() {
+                Some(m) => p = m,
                 None => return p,
             }
             if p.same(root) {
@@ -518,12 +510,9 @@ impl Vfs {
         while !cur.same(root) && guard < 4096 {
             guard += 1;
             if Arc::ptr_eq(&cur.d, &cur.mnt.root) {
-                match &cur.mnt.parent {
-                    Some((m, d)) => {
-                        cur = VPath {
-                            mnt: m.clone(),
-                            d: d.clone(),
-                        };
+                match cur.mountpoint() {
+                    Some(m) => {
+                        cur = m;
                         continue;
                     }
                     None => break,

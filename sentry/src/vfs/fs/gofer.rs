@@ -364,16 +364,7 @@ impl Inode for GoferInode {
     }
     fn statfs(&self) -> Result<FsStat, Errno> {
         match self.fs.call(&Request::StatFs { path: self.path() })?.0 {
-            Reply::FsStat(s) => Ok(FsStat {
-                kind: s.kind,
-                bsize: s.bsize,
-                blocks: s.blocks,
-                bfree: s.bfree,
-                bavail: s.bavail,
-                files: s.files,
-                ffree: s.ffree,
-                namelen: s.namelen,
-            }),
+            Reply::FsStat(s) => Ok(s),
             _ => Err(Errno::EIO),
         }
     }

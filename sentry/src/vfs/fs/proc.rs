@@ -559,14 +559,10 @@ impl Inode for ProcInode {
         if flags & O_ACCMODE != O_RDONLY {
             return Err(Errno::EACCES);
         }
+        if self.kind() == S_IFDIR {
+            return Ok(Arc::new(super::gofer::DirOnly));
+        }
         match &self.node {
-            Node::Root
-            | Node::Pid(_)
-            | Node::FdDir(_)
-            | Node::TaskDir(_)
-            | Node::Task(..)
-            | Node::FdInfoDir(_) => Ok(Arc::new(super::gofer::DirOnly)),
-            Node::Sys(p) if sys_is_dir(p) => Ok(Arc::new(super::gofer::DirOnly)),
             Node::Fd(pid, fd) => {
                 let k = self.k()?;
                 Ok(self.fd_file(&k, *pid, *fd)?.ops.clone())
