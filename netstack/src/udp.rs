@@ -115,6 +115,13 @@ impl Stack {
         Ok(())
     }
 
+    /// connect(2) with AF_UNSPEC: forgets the peer, keeps the local address.
+    pub fn disconnect(&mut self, id: SocketId) -> Result<(), NetError> {
+        self.ready_cache.remove(&id);
+        self.udp_mut(id)?.peer = None;
+        Ok(())
+    }
+
     pub(crate) fn udp_send_to(
         &mut self,
         id: SocketId,

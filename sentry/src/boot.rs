@@ -19,6 +19,7 @@ const MEMFILE_SIZE: u64 = 1 << 40;
 
 /// The sentry process's main: returns the exit code to use.
 pub fn main() -> Result<u8> {
+    crate::sys::malloc_single_arena();
     let boot_fd = crate::sys::take_fd(BOOT_FD).context("no boot socket at fd 3")?;
     let chan = Channel::from_fd(boot_fd);
     let (boot, mut fds): (SentryBoot, Vec<OwnedFd>) =
@@ -58,8 +59,16 @@ pub fn main() -> Result<u8> {
         b"rootfs",
         false,
     );
+    let net = crate::net::stack::NetStack::loopback().context("cannot start the netstack")?;
     crate::sys::install_seccomp().context("cannot install the seccomp filter")?;
-    let k = Kernel::new(platform, mf, vfs, boot.strace, boot.hostname.clone());
+    {
+        let net = net.clone();
+        std::thread::Builder::new()
+            .name("netstack".into())
+            .spawn(move || net.run_poller())
+            .context("cannot start the netstack thread")?;
+    }
+    let k = Kernel::new(platform, mf, vfs, boot.strace, boot.hostname.clone(), net);
     mount_special(&k);
     let chan = Arc::new(chan);
     let status = run_init(&k, boot, [stdin, stdout, stderr], &chan)?;

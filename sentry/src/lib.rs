@@ -15,6 +15,7 @@ pub mod boot;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod platform;
 pub mod seccomp;
 pub mod sys;

@@ -3,7 +3,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::abi::Pod;
 
@@ -93,6 +93,47 @@ pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout_ms: i32) -> io::Result<
             return Err(e);
         }
     }
+}
+
+/// poll(2) on several host fds; returns each one's revents.
+pub fn poll_fds(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid array of `p.len()` pollfds; poll reports bad fds as POLLNVAL.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(p.iter().map(|x| x.revents).collect());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Keeps glibc's malloc to its main arena. A thread arena that shrinks reads
+/// /proc/sys/vm/overcommit_memory, a path the confined sentry may not open.
+pub fn malloc_single_arena() {
+    // SAFETY: mallopt only changes allocator parameters; M_ARENA_MAX takes any positive value.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+/// A host eventfd (non-blocking, close-on-exec), for waking sentry threads that sleep in poll(2).
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; a new fd is returned or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// TCGETS on a host terminal fd the sentry was handed as the app's stdio.
@@ -309,8 +350,20 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
         }
         pos -= 1;
     }
-    // SAFETY: write(2) is async-signal-safe; `msg` is a valid buffer.
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    // The thread's name says which part of the sentry asked.
+    let mut name = [0u8; 17];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes and a NUL into `name`.
+    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    let nlen = name.iter().position(|&b| b == 0).unwrap_or(16);
+    let mut line = [0u8; 96];
+    let parts: [&[u8]; 4] = [&msg[..51], b" in thread ", &name[..nlen], b"\n"];
+    let mut len = 0;
+    for p in parts {
+        line[len..len + p.len()].copy_from_slice(p);
+        len += p.len();
+    }
+    // SAFETY: write(2) is async-signal-safe; `line` is a valid buffer of at least `len` bytes.
+    unsafe { libc::write(2, line.as_ptr().cast(), len) };
     let uc = ctx.cast::<libc::ucontext_t>();
     // SAFETY: for an SA_SIGINFO handler `ctx` is the interrupted thread's ucontext; setting
     // its rax makes the refused syscall return -EPERM.

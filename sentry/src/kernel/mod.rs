@@ -95,6 +95,8 @@ pub struct Kernel {
     /// The init process's exit status, once it exits.
     pub init_exit: Mutex<Option<ExitStatus>>,
     pub init_exit_cv: Condvar,
+    /// The sandbox's network stack (every AF_INET/AF_INET6 socket, netlink's view).
+    pub net: Arc<crate::net::stack::NetStack>,
 }
 
 #[derive(Default)]
@@ -110,6 +112,7 @@ impl Kernel {
         vfs: Vfs,
         strace: bool,
         hostname: Vec<u8>,
+        net: Arc<crate::net::stack::NetStack>,
     ) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
@@ -125,6 +128,7 @@ impl Kernel {
             locks: crate::vfs::locks::Locks::default(),
             init_exit: Mutex::new(None),
             init_exit_cv: Condvar::new(),
+            net,
         })
     }
 

@@ -85,6 +85,7 @@ impl Task {
         crate::vfs::Io {
             task: &self.h,
             nonblock,
+            cred: crate::net::Ucred::of(self),
         }
     }
 

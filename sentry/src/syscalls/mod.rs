@@ -6,6 +6,7 @@ pub mod mm;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod socket;
 pub mod table;
 pub mod time;
 

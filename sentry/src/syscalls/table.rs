@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use super::Fmt::*;
-use super::{file, fs, mm, poll, process, signal, time, Args, Fmt};
+use super::{file, fs, mm, poll, process, signal, socket, time, Args, Fmt};
 use crate::abi::SysResult;
 use crate::kernel::Task;
 
@@ -79,6 +79,24 @@ rows! {
     38 setitimer time::sys_setitimer, [Int, Ptr, Ptr];
     39 getpid process::sys_getpid, [];
     40 sendfile file::sys_sendfile, [Fd, Fd, Ptr, Int];
+    41 socket socket::sys_socket, [Int, Int, Int];
+    42 connect socket::sys_connect, [Fd, Ptr, Int];
+    43 accept socket::sys_accept, [Fd, Ptr, Ptr];
+    44 sendto socket::sys_sendto, [Fd, InBuf, Int, Hex, Ptr, Int];
+    45 recvfrom socket::sys_recvfrom, [Fd, OutBuf, Int, Hex, Ptr, Ptr];
+    46 sendmsg socket::sys_sendmsg, [Fd, Ptr, Hex];
+    47 recvmsg socket::sys_recvmsg, [Fd, Ptr, Hex];
+    48 shutdown socket::sys_shutdown, [Fd, Int];
+    49 bind socket::sys_bind, [Fd, Ptr, Int];
+    50 listen socket::sys_listen, [Fd, Int];
+    51 getsockname socket::sys_getsockname, [Fd, Ptr, Ptr];
+    52 getpeername socket::sys_getpeername, [Fd, Ptr, Ptr];
+    53 socketpair socket::sys_socketpair, [Int, Int, Int, Ptr];
+    54 setsockopt socket::sys_setsockopt, [Fd, Int, Int, Ptr, Int];
+    55 getsockopt socket::sys_getsockopt, [Fd, Int, Int, Ptr, Ptr];
+    288 accept4 socket::sys_accept4, [Fd, Ptr, Ptr, Hex];
+    299 recvmmsg socket::sys_recvmmsg, [Fd, Ptr, Int, Hex, Ptr];
+    307 sendmmsg socket::sys_sendmmsg, [Fd, Ptr, Int, Hex];
     56 clone process::sys_clone, [Hex, Hex, Ptr, Ptr, Hex];
     57 fork process::sys_fork, [];
     58 vfork process::sys_vfork, [];
@@ -238,9 +256,7 @@ rows! {
 }
 
 missing_rows! {
-    27 mincore; 29 shmget; 30 shmat; 31 shmctl; 41 socket; 42 connect; 43 accept; 44 sendto;
-    45 recvfrom; 46 sendmsg; 47 recvmsg; 48 shutdown; 49 bind; 50 listen; 51 getsockname;
-    52 getpeername; 53 socketpair; 54 setsockopt; 55 getsockopt; 64 semget; 65 semop;
+    27 mincore; 29 shmget; 30 shmat; 31 shmctl; 64 semget; 65 semop;
     66 semctl; 67 shmdt; 68 msgget; 69 msgsnd; 70 msgrcv; 71 msgctl; 78 getdents; 101 ptrace;
     103 syslog; 132 utime; 134 uselib; 135 personality; 136 ustat; 139 sysfs;
     149 mlock; 150 munlock; 151 mlockall;
@@ -257,9 +273,9 @@ missing_rows! {
     251 ioprio_set; 252 ioprio_get; 253 inotify_init; 254 inotify_add_watch;
     255 inotify_rm_watch; 256 migrate_pages; 261 futimesat; 272 unshare;
     275 splice; 276 tee; 277 sync_file_range; 278 vmsplice; 279 move_pages;
-    285 fallocate; 288 accept4; 294 inotify_init1; 298 perf_event_open;
-    299 recvmmsg; 300 fanotify_init; 301 fanotify_mark; 303 name_to_handle_at;
-    304 open_by_handle_at; 305 clock_adjtime; 306 syncfs; 307 sendmmsg; 308 setns;
+    285 fallocate; 294 inotify_init1; 298 perf_event_open;
+    300 fanotify_init; 301 fanotify_mark; 303 name_to_handle_at;
+    304 open_by_handle_at; 305 clock_adjtime; 306 syncfs; 308 setns;
     310 process_vm_readv; 311 process_vm_writev; 312 kcmp; 313 finit_module;
     314 sched_setattr; 315 sched_getattr; 317 seccomp; 319 memfd_create; 320 kexec_file_load;
     321 bpf; 323 userfaultfd; 324 membarrier; 325 mlock2; 326 copy_file_range;

@@ -45,6 +45,8 @@ pub const POLLRDHUP: u32 = 0x2000;
 pub struct Io<'a> {
     pub task: &'a TaskHandle,
     pub nonblock: bool,
+    /// The caller's pid and effective ids (what a unix socket's SCM_CREDENTIALS carry).
+    pub cred: crate::net::Ucred,
 }
 
 impl Io<'_> {

@@ -129,7 +129,7 @@ impl Task {
         Ok(done as u64)
     }
 
-    fn iovecs(&self, ptr: u64, cnt: i32) -> Result<Vec<Iovec>, Errno> {
+    pub(crate) fn iovecs(&self, ptr: u64, cnt: i32) -> Result<Vec<Iovec>, Errno> {
         if !(0..=1024).contains(&cnt) {
             return Err(Errno::EINVAL);
         }
