@@ -591,7 +591,9 @@ const SIOCGIFFLAGS: u32 = 0x8913;
 const SIOCGIFADDR: u32 = 0x8915;
 const SIOCGIFBRDADDR: u32 = 0x8919;
 const SIOCGIFNETMASK: u32 = 0x891b;
+const SIOCGIFMETRIC: u32 = 0x891d;
 const SIOCGIFMTU: u32 = 0x8921;
+const SIOCGIFTXQLEN: u32 = 0x8942;
 const SIOCGIFHWADDR: u32 = 0x8927;
 const SIOCGIFINDEX: u32 = 0x8933;
 const IFREQ: usize = 40;
@@ -661,6 +663,8 @@ pub fn ifreq_ioctl(net: &NetStack, t: &mut Task, cmd: u32, arg: u64) -> SysResul
         SIOCGIFFLAGS => data[0..2].copy_from_slice(&(link_flags(l) as u16).to_le_bytes()),
         SIOCGIFINDEX => data[0..4].copy_from_slice(&l.index.to_le_bytes()),
         SIOCGIFMTU => data[0..4].copy_from_slice(&l.mtu.to_le_bytes()),
+        SIOCGIFTXQLEN => data[0..4].copy_from_slice(&1000u32.to_le_bytes()),
+        SIOCGIFMETRIC => data[0..4].copy_from_slice(&0u32.to_le_bytes()),
         SIOCGIFHWADDR => {
             let fam = if l.loopback {
                 ARPHRD_LOOPBACK
