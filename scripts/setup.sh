@@ -9,6 +9,12 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# `ip` (network namespaces and veth pairs of the netstack's veth tests).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The real CNI plugins (bridge, host-local, loopback, portmap) of moat-cri's CNI tests, and the
+# iptables that portmap and bridge's ipMasq drive.
+dpkg -s containernetworking-plugins >/dev/null 2>&1 || need+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

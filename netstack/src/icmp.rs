@@ -141,6 +141,9 @@ impl Stack {
             }
             None => s.peer.ok_or(NetError::DestAddrRequired)?,
         };
+        if !self.routable(dest.ip()) {
+            return Err(NetError::NetUnreachable);
+        }
         let (request, _) = family.echo_types();
         let (Some(&kind), Some(&code), Some(seq), Some(payload)) = (
             data.first(),

@@ -1,7 +1,10 @@
 //! moat-netstack: the sandbox's userspace TCP/IP stack (smoltcp), with Linux socket semantics.
-//! May touch: only the link it is handed (the loopback in memory; later the pod's packet socket fd).
-//! Never: opens host sockets of its own, reaches the host network stack for the app, reads a
-//! clock (time is an argument), or blocks: every call returns at once and the sentry waits.
+//! May touch: only the link it is handed (the loopback in memory, or the pod's packet socket
+//! fd); [`hostif`] and [`PacketLink::open`] read and change the host interface the sandbox takes
+//! over, through rtnetlink in the caller's network namespace, when asked to.
+//! Never: opens host sockets for the app, reaches the host network stack for the app, reads a
+//! clock (time is an argument), or blocks: every call returns at once and the sentry waits
+//! (on [`Stack::wait_fd`] for packets).
 //!
 //! A [`Stack`] owns one smoltcp interface over one [`Link`] and every socket on it, named by
 //! [`SocketId`]. The sentry calls the socket methods from its syscall handlers, then
@@ -25,18 +28,44 @@
 //!   v4-mapped; IPv6 peers of AF_INET listeners are reset.
 //! - No IP fragmentation: a datagram larger than one packet is EMSGSIZE.
 //! - No ICMP peek: a peeked ping reply is held by the socket.
+//! - One interface: over a [`PacketLink`], the loopback addresses live on the same smoltcp
+//!   interface as the external ones, and the link delivers packets to them (and to its own
+//!   addresses) locally. So loopback traffic has the external interface's MTU (usually 1500,
+//!   not Linux's 65536): larger UDP datagrams to 127.0.0.1 are EMSGSIZE; IPv4 TCP still moves
+//!   64 KiB segments, as the link's segmentation offload applies to it too.
+//! - No IPv6 segmentation offload: smoltcp drops IPv6 packets above the MTU, so IPv6 TCP is sent
+//!   in MSS-sized segments (received super-packets are still taken whole).
+//! - Source addresses: smoltcp would pick ::1 for a global IPv6 destination when the interface
+//!   has only unique-local addresses; TCP and UDP get theirs from the stack instead (Linux's
+//!   choice), but ICMPv6 echo requests still go through smoltcp's.
+//! - Routes: on-link subnets and one default gateway per family; a destination with neither is
+//!   ENETUNREACH at connect/send.
+//!
+//! Host interfaces: [`hostif::probe`] reads an interface (index, MAC, MTU, addresses, default
+//! gateways) and [`hostif::remove_addrs`] takes its addresses from the host kernel, so that only
+//! the netstack answers for them. [`PacketLink::open`] does both and opens the AF_PACKET socket;
+//! the stack then runs over it with [`Stack::new`].
 //!
 //! Locks: none inside; the sentry holds the stack behind one lock of its own.
+//!
+//! Unsafe code: only in `sys` (host syscalls of the packet and netlink sockets).
 
 mod error;
+pub mod hostif;
 mod icmp;
 mod link;
+mod neigh;
+mod offload;
+mod packet;
 mod stack;
+mod sys;
 mod tcp;
 mod udp;
 
 pub use error::NetError;
-pub use link::{mem_link_pair, Link, Loopback, MemLink, MemLinkConfig};
+pub use hostif::{HostIfError, IfConfig};
+pub use link::{mem_link_pair, Link, Loopback, MemLink, MemLinkConfig, Offloads};
+pub use packet::{PacketLink, PacketLinkError, PacketStats};
 pub use smoltcp::phy::Medium;
 pub use smoltcp::time::{Duration, Instant};
 pub use stack::{

@@ -1,11 +1,14 @@
 //! Links: what carries the stack's packets. A [`Link`] moves whole frames (Ethernet) or packets
 //! (IP) in and out; [`LinkDevice`] adapts one to smoltcp's `Device`. The loopback and the in-memory
-//! pair live here; the AF_PACKET link will join them.
+//! pair live here; the AF_PACKET link is `packet.rs`.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
 /// A packet carrier under a [`crate::Stack`]. Object safe, so the stack holds any link the same way.
@@ -24,6 +27,56 @@ pub trait Link: Send {
     fn checksums(&self) -> bool {
         true
     }
+    /// Work the link does in the stack's place (when [`Link::checksums`] is true).
+    fn offloads(&self) -> Offloads {
+        Offloads::default()
+    }
+    /// A zeroed buffer of `len` bytes for the stack to build a frame in and hand to
+    /// [`Link::send`]; a link may recycle the buffers of frames it sent.
+    fn tx_buffer(&mut self, len: usize) -> Vec<u8> {
+        vec![0; len]
+    }
+    /// Takes back the buffer of a received frame the stack is done with, for reuse.
+    fn recycle(&mut self, buf: Vec<u8>) {
+        drop(buf);
+    }
+    /// Sends a TCP packet larger than the MTU that the link splits in segments of `mss` payload
+    /// bytes (only called when [`Offloads::tcp4_segmentation`] allows it).
+    fn send_segmented(&mut self, frame: Vec<u8>, mss: u16) {
+        let _ = mss;
+        self.send(frame);
+    }
+    /// Tells the link the time, at the start of every [`crate::Stack::poll`]; a link with timers
+    /// of its own (neighbor resolution) runs them here.
+    fn set_now(&mut self, now: Instant) {
+        let _ = now;
+    }
+    /// When the link's own timers want the next poll, if they run.
+    fn poll_at(&self) -> Option<Instant> {
+        None
+    }
+    /// Sends what the link batched; called at the end of every poll round.
+    fn flush(&mut self) {}
+    /// A host fd that turns readable when frames arrive, for the caller to sleep on in poll(2)
+    /// between stack polls (frames waiting there are not counted by [`Link::has_pending`]). It
+    /// stays open as long as the link.
+    fn wait_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// Offloads a link takes over from the stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// The link verifies (or vouches for) TCP and UDP checksums of received packets, so the stack
+    /// does not.
+    pub rx_l4_checksum: bool,
+    /// The link fills in TCP checksums of sent packets; the stack leaves them zero.
+    pub tx_tcp_checksum: bool,
+    /// Largest IPv4 TCP packet (IP header included) the link takes and splits at the MSS the
+    /// stack names ([`Link::send_segmented`]). Needs `tx_tcp_checksum`. (smoltcp cannot send
+    /// IPv6 packets above the MTU, so there is no IPv6 counterpart.)
+    pub tcp4_segmentation: Option<NonZeroUsize>,
 }
 
 /// The loopback: every packet sent is received by the same stack.
@@ -160,30 +213,49 @@ impl Link for MemLink {
     }
 }
 
-/// smoltcp's view of a [`Link`], made fresh for each poll step.
+/// smoltcp's view of a [`Link`], made fresh for each poll step. Received buffers come back
+/// to the link ([`Link::recycle`]) when the step is over.
 pub(crate) struct LinkDevice<'a> {
     link: &'a mut dyn Link,
+    consumed: RefCell<Vec<Vec<u8>>>,
 }
 
 impl<'a> LinkDevice<'a> {
     pub(crate) fn new(link: &'a mut dyn Link) -> Self {
-        Self { link }
+        Self {
+            link,
+            consumed: RefCell::new(Vec::new()),
+        }
     }
 }
 
-pub(crate) struct RxToken(Vec<u8>);
+impl Drop for LinkDevice<'_> {
+    fn drop(&mut self) {
+        for buf in self.consumed.get_mut().drain(..) {
+            self.link.recycle(buf);
+        }
+    }
+}
 
-impl phy::RxToken for RxToken {
+pub(crate) struct RxToken<'a> {
+    frame: Vec<u8>,
+    consumed: &'a RefCell<Vec<Vec<u8>>>,
+}
+
+impl phy::RxToken for RxToken<'_> {
     fn consume<R, F>(self, f: F) -> R
     where
         F: FnOnce(&[u8]) -> R,
     {
-        f(&self.0)
+        let result = f(&self.frame);
+        self.consumed.borrow_mut().push(self.frame);
+        result
     }
 }
 
 pub(crate) struct TxToken<'a> {
     link: &'a mut dyn Link,
+    meta: PacketMeta,
 }
 
 impl phy::TxToken for TxToken<'_> {
@@ -191,16 +263,23 @@ impl phy::TxToken for TxToken<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut frame = vec![0; len];
+        let mut frame = self.link.tx_buffer(len);
         let result = f(&mut frame);
-        self.link.send(frame);
+        match self.meta.segmentation_offload_size {
+            Some(mss) => self.link.send_segmented(frame, mss.get()),
+            None => self.link.send(frame),
+        }
         result
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.meta = meta;
     }
 }
 
 impl phy::Device for LinkDevice<'_> {
     type RxToken<'a>
-        = RxToken
+        = RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
@@ -210,11 +289,23 @@ impl phy::Device for LinkDevice<'_> {
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let frame = self.link.recv()?;
-        Some((RxToken(frame), TxToken { link: self.link }))
+        Some((
+            RxToken {
+                frame,
+                consumed: &self.consumed,
+            },
+            TxToken {
+                link: &mut *self.link,
+                meta: PacketMeta::default(),
+            },
+        ))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
-        Some(TxToken { link: self.link })
+        Some(TxToken {
+            link: &mut *self.link,
+            meta: PacketMeta::default(),
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -226,6 +317,21 @@ impl phy::Device for LinkDevice<'_> {
         };
         if !self.link.checksums() {
             caps.checksum = ChecksumCapabilities::ignored();
+            return caps;
+        }
+        let offloads = self.link.offloads();
+        if offloads.rx_l4_checksum {
+            caps.checksum.tcp = Checksum::Tx;
+            caps.checksum.udp = Checksum::Tx;
+        }
+        if offloads.tx_tcp_checksum {
+            caps.checksum.tcp = if offloads.rx_l4_checksum {
+                Checksum::None
+            } else {
+                Checksum::Rx
+            };
+            // smoltcp requires TCP checksum offload for segmentation offload.
+            caps.segmentation.tcpv4 = offloads.tcp4_segmentation;
         }
         caps
     }

@@ -36,6 +36,9 @@ pub const MAX_BUFFER: usize = 16 * 1024 * 1024;
 /// A bound on poll rounds in one [`Stack::poll`] call, so a chatty loopback cannot starve the
 /// caller.
 const MAX_POLL_ROUNDS: usize = 64;
+/// Packets taken in per poll round before the stack sends again, so a flood of incoming packets
+/// cannot hold back acknowledgements and window updates.
+const INGRESS_BUDGET: usize = 256;
 
 /// A socket of the stack, as the sentry names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -147,15 +150,19 @@ impl RecvMeta {
 }
 
 /// Addresses and routes of the stack's interface.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackConfig {
-    /// Interface addresses with their prefix lengths.
+    /// Interface addresses with their prefix lengths. Loopback addresses may come in any place:
+    /// the stack puts them last, so that a destination outside every subnet gets the first
+    /// other address of its family as source, never 127.0.0.1.
     pub addrs: Vec<(IpAddr, u8)>,
-    /// IPv4 default gateway.
+    /// IPv4 default gateway. The stack only needs it to know what is routable; a link that
+    /// does its own Ethernet (the packet link) routes with its own copy.
     pub gateway_v4: Option<Ipv4Addr>,
-    /// IPv6 default gateway.
+    /// IPv6 default gateway, as `gateway_v4`.
     pub gateway_v6: Option<Ipv6Addr>,
-    /// MAC address, for an Ethernet link.
+    /// MAC address: the stack's own for an Ethernet-medium link; for an IP-medium link that
+    /// does its own Ethernet (the packet link) it is only reported (the interface's address).
     pub mac: Option<[u8; 6]>,
     /// Seed of TCP initial sequence numbers and the like; differs per sandbox in production.
     pub random_seed: u64,
@@ -235,6 +242,8 @@ pub struct Stack {
     next_id: u32,
     next_port: u16,
     pub(crate) mtu: usize,
+    /// Whether a default route exists, per family (IPv4, IPv6).
+    gateways: (bool, bool),
     /// The time of the latest poll: the stack's idea of now between polls.
     pub(crate) now: Instant,
     /// Readiness at the end of the previous poll; a socket call forgets its entry.
@@ -275,8 +284,12 @@ impl Stack {
         let mtu = link.mtu();
         let mut iface = Interface::new(iface_config, &mut LinkDevice::new(link.as_mut()), now);
         let mut full = false;
+        // Loopback addresses last: smoltcp takes the first address of a family as source for a
+        // destination in no subnet.
+        let mut ordered: Vec<&(IpAddr, u8)> = config.addrs.iter().collect();
+        ordered.sort_by_key(|(addr, _)| addr.is_loopback());
         iface.update_ip_addrs(|addrs| {
-            for (addr, prefix) in &config.addrs {
+            for (addr, prefix) in ordered {
                 full |= addrs
                     .push(IpCidr::new(IpAddress::from(*addr), *prefix))
                     .is_err();
@@ -307,6 +320,7 @@ impl Stack {
             next_id: 1,
             next_port: *EPHEMERAL_PORTS.start(),
             mtu,
+            gateways: (config.gateway_v4.is_some(), config.gateway_v6.is_some()),
             now,
             ready_cache: HashMap::new(),
             changed: HashSet::new(),
@@ -330,9 +344,10 @@ impl Stack {
     pub fn poll(&mut self, now: Instant) -> bool {
         self.now = now;
         let mut changed = false;
+        self.link.set_now(now);
         self.iface.poll_maintenance(now);
         for _ in 0..MAX_POLL_ROUNDS {
-            loop {
+            for _ in 0..INGRESS_BUDGET {
                 let result = self.iface.poll_ingress_single(
                     now,
                     &mut LinkDevice::new(self.link.as_mut()),
@@ -358,6 +373,7 @@ impl Stack {
                     PollResult::SocketStateChanged => changed = true,
                 }
             }
+            self.link.flush();
             if !self.link.has_pending() {
                 break;
             }
@@ -375,7 +391,19 @@ impl Stack {
         if self.link.has_pending() {
             return Some(Duration::ZERO);
         }
-        self.iface.poll_delay(now, &self.sockets)
+        let link = self
+            .link
+            .poll_at()
+            .map(|at| if at > now { at - now } else { Duration::ZERO });
+        match (self.iface.poll_delay(now, &self.sockets), link) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The host fd the link's packets arrive on, to sleep on between polls ([`Link::wait_fd`]).
+    pub fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.link.wait_fd()
     }
 
     /// The interface's addresses.
@@ -643,6 +671,69 @@ impl Stack {
             }
         }
         Err(NetError::AddrNotAvailable)
+    }
+
+    /// Whether the stack has a route to `dst`: a loopback or own address, an address in one of
+    /// the interface's subnets (or a multicast or broadcast one next to a non-loopback address
+    /// of the family), or anything when the family has a default gateway. Linux fails a
+    /// connect or send without a route with ENETUNREACH at once.
+    pub(crate) fn routable(&self, dst: IpAddr) -> bool {
+        let gateway = match dst {
+            IpAddr::V4(_) => self.gateways.0,
+            IpAddr::V6(_) => self.gateways.1,
+        };
+        if gateway || dst.is_loopback() {
+            return true;
+        }
+        let group = match dst {
+            IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
+            IpAddr::V6(v6) => v6.is_multicast() || v6.segments()[0] & 0xffc0 == 0xfe80,
+        };
+        self.iface.ip_addrs().iter().any(|cidr| {
+            let addr = IpAddr::from(cidr.address());
+            addr.is_ipv4() == dst.is_ipv4()
+                && !addr.is_loopback()
+                && (group || cidr.contains_addr(&IpAddress::from(dst)))
+        })
+    }
+
+    /// The source address for a packet to `dst` from a socket bound to no address, as Linux
+    /// picks it: the loopback's for a loopback destination, else an interface address of the
+    /// family (IPv4: the one whose subnet holds `dst`, else the first; IPv6: the one sharing
+    /// the longest prefix with `dst`), never a loopback address. `None` when the family has
+    /// none. (smoltcp's own choice prefers ::1 for global IPv6 destinations when the interface
+    /// has only unique-local addresses.)
+    pub(crate) fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        if dst.is_loopback() {
+            return Some(match dst {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        let candidates = self
+            .iface
+            .ip_addrs()
+            .iter()
+            .map(|cidr| (IpAddr::from(cidr.address()), cidr.prefix_len()))
+            .filter(|(addr, _)| !addr.is_loopback() && addr.is_ipv4() == dst.is_ipv4());
+        let mut best: Option<(IpAddr, u32)> = None;
+        for (addr, prefix) in candidates {
+            let common = match (addr, dst) {
+                (IpAddr::V4(a), IpAddr::V4(d)) => {
+                    let bits = (u32::from(a) ^ u32::from(d)).leading_zeros();
+                    // IPv4 only tells "in the subnet" from "not".
+                    u32::from(bits >= u32::from(prefix))
+                }
+                (IpAddr::V6(a), IpAddr::V6(d)) => (u128::from(a) ^ u128::from(d))
+                    .leading_zeros()
+                    .min(u32::from(prefix)),
+                _ => continue,
+            };
+            if best.is_none_or(|(_, b)| common > b) {
+                best = Some((addr, common));
+            }
+        }
+        best.map(|(addr, _)| addr)
     }
 
     /// Whether `addr` may be a local address: unspecified or one of the interface's.
@@ -1004,6 +1095,50 @@ mod tests {
         lo.stack.send(client, b"y").unwrap();
         lo.run(2);
         assert!(lo.stack.take_changed().contains(&server));
+    }
+
+    #[test]
+    fn destinations_without_a_route_are_enetunreach() {
+        let mut lo = Lo::new();
+        let far = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 80);
+        let t = lo.stack.tcp_socket(Family::V4);
+        assert_eq!(lo.stack.connect(t, far), Err(NetError::NetUnreachable));
+        let u = lo.stack.udp_socket(Family::V4);
+        assert_eq!(
+            lo.stack.send_to(u, b"x", Some(far)),
+            Err(NetError::NetUnreachable)
+        );
+        assert_eq!(lo.stack.connect(u, far), Err(NetError::NetUnreachable));
+        let t6 = lo.stack.tcp_socket(Family::V6);
+        let far6 = SocketAddr::new(IpAddr::V6("2001:db8::1".parse().unwrap()), 80);
+        assert_eq!(lo.stack.connect(t6, far6), Err(NetError::NetUnreachable));
+    }
+
+    #[test]
+    fn source_address_is_never_loopback_for_the_outside() {
+        let config = StackConfig {
+            addrs: vec![
+                (LO4, 8),
+                (LO6, 128),
+                (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 24),
+                (IpAddr::V4(Ipv4Addr::new(192, 168, 1, 5)), 24),
+                (IpAddr::V6("fd00::1".parse().unwrap()), 64),
+            ],
+            gateway_v4: Some(Ipv4Addr::new(10, 0, 0, 254)),
+            gateway_v6: Some("fd00::fe".parse().unwrap()),
+            mac: None,
+            random_seed: 1,
+        };
+        let stack = Stack::new(Box::new(Loopback::new()), &config, Instant::ZERO).unwrap();
+        let src = |dst: &str| stack.source_for(dst.parse().unwrap()).unwrap().to_string();
+        assert_eq!(src("8.8.8.8"), "10.0.0.1");
+        assert_eq!(src("192.168.1.9"), "192.168.1.5");
+        assert_eq!(src("127.0.0.2"), "127.0.0.1");
+        // smoltcp's own choice would be ::1 here (its longest-prefix rule).
+        assert_eq!(src("2001:db8::1"), "fd00::1");
+        assert_eq!(src("::1"), "::1");
+        // Loopback addresses go last on the interface.
+        assert!(stack.addrs()[0].0 == IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     }
 
     #[test]

@@ -489,8 +489,11 @@ impl Stack {
         if remote.port() == 0 {
             return Err(NetError::ConnRefused);
         }
-        let family = s.family;
-        let local = match s.bound {
+        let (family, bound) = (s.family, s.bound);
+        if !self.routable(remote.ip()) {
+            return Err(NetError::NetUnreachable);
+        }
+        let local = match bound {
             Some(local) => local,
             None => {
                 let port = self.ephemeral_port(Proto::Tcp, family.unspecified())?;
@@ -501,11 +504,15 @@ impl Stack {
         s.bound = Some(local);
         let mut socket = new_socket(&s.opts);
         socket.set_timeout(Some(CONNECT_TIMEOUT));
+        let mut local_endpoint = listen_endpoint(local);
+        if local_endpoint.addr.is_none() {
+            local_endpoint.addr = self.source_for(remote.ip()).map(Into::into);
+        }
         socket
             .connect(
                 self.iface.context(),
                 IpEndpoint::from(remote),
-                listen_endpoint(local),
+                local_endpoint,
             )
             .map_err(|_| NetError::NetUnreachable)?;
         let handle = self.sockets.add(socket);

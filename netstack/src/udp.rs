@@ -110,6 +110,9 @@ impl Stack {
 
     pub(crate) fn udp_connect(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), NetError> {
         self.udp_ref(id)?.family.check(&addr)?;
+        if !self.routable(remote_addr(addr).ip()) {
+            return Err(NetError::NetUnreachable);
+        }
         self.udp_autobind(id)?;
         self.udp_mut(id)?.peer = Some(remote_addr(addr));
         Ok(())
@@ -139,6 +142,9 @@ impl Stack {
             }
             None => s.peer.ok_or(NetError::DestAddrRequired)?,
         };
+        if !self.routable(dest.ip()) {
+            return Err(NetError::NetUnreachable);
+        }
         let ip_header = match dest {
             SocketAddr::V4(_) => 20,
             SocketAddr::V6(_) => 40,
@@ -148,11 +154,19 @@ impl Stack {
             return Err(NetError::MessageTooLong);
         }
         let handle = self.udp_autobind(id)?;
+        let mut meta = udp::UdpMetadata::from(IpEndpoint::from(dest));
+        if self
+            .udp_ref(id)?
+            .local
+            .is_none_or(|l| l.ip().is_unspecified())
+        {
+            meta.local_address = self.source_for(dest.ip()).map(Into::into);
+        }
         let socket = self.sockets.get_mut::<udp::Socket>(handle);
         if data.len() > socket.payload_send_capacity() {
             return Err(NetError::MessageTooLong);
         }
-        match socket.send_slice(data, IpEndpoint::from(dest)) {
+        match socket.send_slice(data, meta) {
             Ok(()) => Ok(data.len()),
             Err(udp::SendError::BufferFull) => Err(NetError::WouldBlock),
             Err(udp::SendError::Unaddressable) => Err(NetError::NetUnreachable),

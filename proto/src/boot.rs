@@ -24,6 +24,9 @@ pub struct SentryBoot {
     pub overlay_root: bool,
     pub uid: u32,
     pub gid: u32,
+    /// Interface of the network namespace sent as the fifth fd that the sandbox's netstack
+    /// takes over (empty: loopback only, no fifth fd).
+    pub net_iface: Vec<u8>,
 }
 
 impl Message for SentryBoot {
@@ -34,7 +37,7 @@ impl Message for SentryBoot {
             .bytes(&self.hostname)
             .bool(self.strace)
             .bool(self.overlay_root);
-        e.u32(self.uid).u32(self.gid);
+        e.u32(self.uid).u32(self.gid).bytes(&self.net_iface);
     }
     fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         Ok(SentryBoot {
@@ -46,6 +49,7 @@ impl Message for SentryBoot {
             overlay_root: d.bool()?,
             uid: d.u32()?,
             gid: d.u32()?,
+            net_iface: d.bytes()?,
         })
     }
 }
@@ -150,6 +154,7 @@ mod tests {
             overlay_root: false,
             uid: 0,
             gid: 0,
+            net_iface: b"eth0".to_vec(),
         };
         assert_eq!(SentryBoot::decode(&b.encode()).unwrap(), b);
         let g = GoferBoot {

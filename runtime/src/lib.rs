@@ -6,4 +6,4 @@
 pub mod sandbox;
 mod sys;
 
-pub use sandbox::{run_do, DoOptions, SandboxError};
+pub use sandbox::{run_do, DoOptions, NetAttach, SandboxError};

@@ -11,6 +11,12 @@ use moat_proto::boot::{GoferBoot, RuntimeMsg, SentryBoot, SentryExit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    #[error("cannot open the network namespace {}", path.display())]
+    Netns {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot find {0} next to the moat binary")]
     MissingBinary(&'static str),
     #[error("cannot create a channel")]
@@ -41,6 +47,17 @@ pub struct DoOptions {
     pub strace: bool,
     pub cwd: Vec<u8>,
     pub env: Vec<Vec<u8>>,
+    /// Attach the sandbox to this interface of this network namespace (the netstack takes
+    /// the interface's addresses); None: loopback only.
+    pub net: Option<NetAttach>,
+}
+
+/// A network namespace and the interface in it a sandbox takes over.
+#[derive(Debug, Clone)]
+pub struct NetAttach {
+    /// A netns file (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    pub netns: PathBuf,
+    pub iface: String,
 }
 
 fn sibling(name: &'static str) -> Result<PathBuf, SandboxError> {
@@ -106,19 +123,34 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
         overlay_root: o.rootfs.is_none(),
         uid: 0,
         gid: 0,
+        net_iface: o
+            .net
+            .as_ref()
+            .map(|n| n.iface.as_bytes().to_vec())
+            .unwrap_or_default(),
     };
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    let netns = match &o.net {
+        Some(n) => Some(
+            std::fs::File::open(&n.netns).map_err(|source| SandboxError::Netns {
+                path: n.netns.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
     let serve_sentry = serve_sentry.into_fd();
+    let mut boot_fds = vec![
+        serve_sentry.as_fd(),
+        stdio[0].as_fd(),
+        stdio[1].as_fd(),
+        stdio[2].as_fd(),
+    ];
+    if let Some(f) = &netns {
+        boot_fds.push(f.as_fd());
+    }
     sentry_ctl
-        .send_msg(
-            &sb,
-            &[
-                serve_sentry.as_fd(),
-                stdio[0].as_fd(),
-                stdio[1].as_fd(),
-                stdio[2].as_fd(),
-            ],
-        )
+        .send_msg(&sb, &boot_fds)
         .map_err(|source| SandboxError::Boot {
             what: "the sentry",
             source,

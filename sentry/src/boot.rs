@@ -24,9 +24,15 @@ pub fn main() -> Result<u8> {
     let chan = Channel::from_fd(boot_fd);
     let (boot, mut fds): (SentryBoot, Vec<OwnedFd>) =
         chan.recv_msg().context("cannot read boot message")?;
-    if fds.len() != 4 {
-        bail!("boot message came with {} fds, want 4", fds.len());
+    let want = if boot.net_iface.is_empty() { 4 } else { 5 };
+    if fds.len() != want {
+        bail!("boot message came with {} fds, want {want}", fds.len());
     }
+    let netns = (want == 5).then(|| fds.pop()).flatten();
+    // The netstack is made while the sentry may still reach the pod's network namespace: it
+    // opens the packet socket there, then the sentry leaves for a namespace of its own.
+    let net = crate::net::stack::NetStack::boot(&boot.net_iface, netns)
+        .context("cannot start the netstack")?;
     let cpuinfo = std::fs::read("/proc/cpuinfo").unwrap_or_default();
     crate::sys::host_cpus();
     let _ = proc::CPUINFO.set(cpuinfo);
@@ -59,7 +65,6 @@ pub fn main() -> Result<u8> {
         b"rootfs",
         false,
     );
-    let net = crate::net::stack::NetStack::loopback().context("cannot start the netstack")?;
     crate::sys::install_seccomp().context("cannot install the seccomp filter")?;
     {
         let net = net.clone();

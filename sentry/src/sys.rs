@@ -125,6 +125,12 @@ pub fn malloc_single_arena() {
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
 }
 
+/// Enters the network namespace `ns` (a netns file the runtime opened).
+pub fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: setns takes an fd and a flag, no pointers.
+    cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(|_| ())
+}
+
 /// A host eventfd (non-blocking, close-on-exec), for waking sentry threads that sleep in poll(2).
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers; a new fd is returned or -1.
@@ -229,6 +235,7 @@ fn write_file(path: &str, data: &str) -> io::Result<()> {
 /// no-new-privs. The PID namespace applies to children: see [`fork_into_pid_ns`].
 pub fn confine_namespaces() -> io::Result<()> {
     let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNET
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS

@@ -4,7 +4,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use moat_proto::boot::SentryExit;
-use moat_runtime::{run_do, DoOptions};
+use moat_runtime::{run_do, DoOptions, NetAttach};
 
 /// Run a command inside a sandbox. Without --rootfs the sandbox sees the host's root
 /// read-only with a writable in-memory layer on top; writes never reach the host.
@@ -13,6 +13,11 @@ pub struct DoArgs {
     /// Use DIR as the sandbox's root (writable) instead of the host's root.
     #[arg(long)]
     rootfs: Option<PathBuf>,
+    /// Attach the sandbox to interface IFACE of network namespace NETNS (a name under
+    /// /run/netns or a path such as /proc/PID/ns/net): its netstack takes the interface's
+    /// addresses, routes and MAC. Without it the sandbox has only a loopback.
+    #[arg(long, value_name = "NETNS:IFACE")]
+    net: Option<String>,
     /// Log every app syscall with its arguments and result, like runsc --strace.
     #[arg(long)]
     strace: bool,
@@ -38,12 +43,31 @@ pub fn run(a: DoArgs) -> anyhow::Result<SentryExit> {
             .map(|p| p.as_os_str().as_bytes().to_vec())
             .unwrap_or_else(|_| b"/".to_vec())
     };
+    let net = match a.net {
+        Some(spec) => {
+            let (ns, iface) = spec
+                .rsplit_once(':')
+                .filter(|(ns, i)| !ns.is_empty() && !i.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--net wants NETNS:IFACE, got {spec:?}"))?;
+            let netns = if ns.contains('/') {
+                PathBuf::from(ns)
+            } else {
+                PathBuf::from("/run/netns").join(ns)
+            };
+            Some(NetAttach {
+                netns,
+                iface: iface.to_string(),
+            })
+        }
+        None => None,
+    };
     let o = DoOptions {
         argv,
         rootfs: a.rootfs,
         strace: a.strace,
         cwd,
         env,
+        net,
     };
     Ok(run_do(&o)?)
 }

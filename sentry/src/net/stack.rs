@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use moat_netstack::{NetError, Readiness, SocketId, Stack};
+use std::net::IpAddr;
+
+use moat_netstack::{Link, NetError, PacketLink, Readiness, SocketId, Stack};
 
 use crate::abi::Errno;
 use crate::kernel::wait::WaitQueue;
@@ -82,6 +84,30 @@ pub struct LinkInfo {
     pub loopback: bool,
 }
 
+impl LinkInfo {
+    fn lo(addrs: Vec<(IpAddr, u8)>) -> LinkInfo {
+        LinkInfo {
+            index: 1,
+            name: "lo".into(),
+            mtu: 65536,
+            mac: None,
+            addrs,
+            loopback: true,
+        }
+    }
+}
+
+/// Why the netstack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetBootError {
+    #[error("cannot enter the network namespace or make the kick eventfd")]
+    Host(#[from] std::io::Error),
+    #[error("cannot take over the interface")]
+    Link(#[from] moat_netstack::PacketLinkError),
+    #[error("cannot configure the stack")]
+    Stack(#[from] NetError),
+}
+
 /// A locked stack; dropping it polls the stack, wakes risen sockets and kicks the poller
 /// if its next timer moved earlier.
 pub struct Locked<'a> {
@@ -132,20 +158,57 @@ impl NetStack {
         }))
     }
 
-    /// A netstack on its own loopback only.
-    pub fn loopback() -> std::io::Result<Arc<NetStack>> {
+    /// The sandbox's netstack: its own loopback only when `iface` is empty; else also
+    /// interface `iface` of network namespace `netns`, whose addresses it takes over.
+    pub fn boot(iface: &[u8], netns: Option<OwnedFd>) -> Result<Arc<NetStack>, NetBootError> {
         let mut seed = [0u8; 8];
         crate::sys::getrandom(&mut seed);
-        let stack = Stack::loopback(u64::from_le_bytes(seed), now());
-        let lo = LinkInfo {
-            index: 1,
-            name: "lo".into(),
-            mtu: 65536,
-            mac: None,
-            addrs: stack.addrs(),
-            loopback: true,
+        let seed = u64::from_le_bytes(seed);
+        let lo_addrs = |addrs: &[(IpAddr, u8)]| -> Vec<(IpAddr, u8)> {
+            addrs
+                .iter()
+                .copied()
+                .filter(|(a, _)| a.is_loopback())
+                .collect()
         };
-        Self::new(stack, None, vec![lo], Vec::new())
+        let Some(ns) = netns.filter(|_| !iface.is_empty()) else {
+            let stack = Stack::loopback(seed, now());
+            let lo = LinkInfo::lo(lo_addrs(&stack.addrs()));
+            return Ok(Self::new(stack, None, vec![lo], Vec::new())?);
+        };
+        let name = String::from_utf8_lossy(iface).into_owned();
+        crate::sys::setns_net(ns.as_fd())?;
+        let (link, config) = PacketLink::open(&name, seed)?;
+        let mac = config.mac;
+        let mtu = link.mtu() as u32;
+        let link_fd = link.wait_fd();
+        let stack = Stack::new(Box::new(link), &config, now())?;
+        let all = stack.addrs();
+        let eth = LinkInfo {
+            index: 2,
+            name,
+            mtu,
+            mac,
+            addrs: all
+                .iter()
+                .copied()
+                .filter(|(a, _)| !a.is_loopback())
+                .collect(),
+            loopback: false,
+        };
+        let mut gateways = Vec::new();
+        if let Some(g) = config.gateway_v4 {
+            gateways.push((IpAddr::V4(g), 2));
+        }
+        if let Some(g) = config.gateway_v6 {
+            gateways.push((IpAddr::V6(g), 2));
+        }
+        Ok(Self::new(
+            stack,
+            link_fd,
+            vec![LinkInfo::lo(lo_addrs(&all)), eth],
+            gateways,
+        )?)
     }
 
     /// Locks the stack for a socket call.

@@ -1,0 +1,213 @@
+//! The sandbox on a network: a veth pair between two fresh network namespaces, the sandbox's
+//! netstack on one end (`moat do --net NS:IFACE`), the host kernel's stack on the other.
+//! Real clients and servers on both sides (busybox wget, python3 http.server), and sandboxed
+//! processes talking to each other over 127.0.0.1 and unix sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{moat, sandboxed, sandboxed_with, End};
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two network namespaces joined by a veth pair, removed on drop.
+struct Veth {
+    sandbox_ns: String,
+    peer_ns: String,
+    /// The sandbox end's name, inside `sandbox_ns`.
+    iface: String,
+    peer4: String,
+    peer6: String,
+    sandbox4: String,
+    dir: std::path::PathBuf,
+}
+
+impl Veth {
+    fn new() -> Veth {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let id = std::process::id() % 10000;
+        let sandbox_ns = format!("moatsb{id}x{n}");
+        let peer_ns = format!("moatpr{id}x{n}");
+        let (a, b) = (format!("mvp{id}x{n}"), format!("mvs{id}x{n}"));
+        let net = 100 + n;
+        let v = Veth {
+            sandbox_ns: sandbox_ns.clone(),
+            peer_ns: peer_ns.clone(),
+            iface: b.clone(),
+            peer4: format!("10.{}.{}.1", id % 200, net),
+            sandbox4: format!("10.{}.{}.2", id % 200, net),
+            peer6: format!("fd00:{id:x}:{net:x}::1"),
+            dir: std::env::temp_dir().join(format!("moat-net-{id}-{n}")),
+        };
+        ip(&["netns", "add", &sandbox_ns]);
+        ip(&["netns", "add", &peer_ns]);
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        ip(&["link", "set", &a, "netns", &peer_ns]);
+        ip(&["link", "set", &b, "netns", &sandbox_ns]);
+        let v4 = |last: u8| format!("10.{}.{}.{last}/24", id % 200, net);
+        let v6 = |last: u8| format!("fd00:{id:x}:{net:x}::{last}/64");
+        ip(&["-n", &peer_ns, "addr", "add", &v4(1), "dev", &a]);
+        ip(&["-n", &sandbox_ns, "addr", "add", &v4(2), "dev", &b]);
+        ip(&["-n", &peer_ns, "-6", "addr", "add", &v6(1), "dev", &a, "nodad"]);
+        ip(&["-n", &sandbox_ns, "-6", "addr", "add", &v6(2), "dev", &b, "nodad"]);
+        ip(&["-n", &peer_ns, "link", "set", &a, "up"]);
+        ip(&["-n", &sandbox_ns, "link", "set", &b, "up"]);
+        ip(&["-n", &peer_ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &sandbox_ns, "route", "add", "default", "via", &v.peer4]);
+        std::fs::create_dir_all(&v.dir).unwrap();
+        std::fs::write(v.dir.join("hello.txt"), "hello over the veth\n").unwrap();
+        v
+    }
+
+    fn net_flag(&self) -> String {
+        format!("{}:{}", self.sandbox_ns, self.iface)
+    }
+
+    /// A command run in the peer namespace.
+    fn in_peer(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.peer_ns]).args(argv);
+        c
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it, and with it the pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.sandbox_ns])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.peer_ns])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kills a child process on drop.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    static P: AtomicU32 = AtomicU32::new(0);
+    (20000 + (std::process::id() % 1000) * 20 + P.fetch_add(1, Ordering::SeqCst)) as u16
+}
+
+#[test]
+fn busybox_wget_fetches_from_a_host_side_server_over_ipv4_and_ipv6() {
+    let v = Veth::new();
+    let port = free_port().to_string();
+    let _server = Reaper(
+        v.in_peer(&["python3", "-m", "http.server", &port, "--bind", "::"])
+            .arg("--directory")
+            .arg(&v.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The server may need a moment; the sandbox retries.
+    let script = format!(
+        "for i in $(seq 1 50); do busybox wget -q -O - http://{p4}:{port}/hello.txt && break; \
+         sleep 0.2; done; busybox wget -q -O - 'http://[{p6}]:{port}/hello.txt'; \
+         busybox ip addr show {ifc} | grep -c 'inet '",
+        p4 = v.peer4,
+        p6 = v.peer6,
+        ifc = v.iface,
+    );
+    let r = sandboxed_with(&["--net", &v.net_flag()], &["/bin/sh", "-c", &script]);
+    assert_eq!(r.end, End::Code(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "hello over the veth\nhello over the veth\n1\n",
+        "stderr: {}",
+        r.stderr
+    );
+    // The host kernel no longer owns the address the sandbox took.
+    let out = Command::new("ip")
+        .args(["-n", &v.sandbox_ns, "-4", "addr", "show", &v.iface])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("inet "),
+        "address still on the host interface"
+    );
+}
+
+#[test]
+fn python_http_server_in_the_sandbox_serves_the_host_side() {
+    let v = Veth::new();
+    let port = free_port().to_string();
+    let mut child = Command::new(moat());
+    child
+        .args(["do", "--net", &v.net_flag(), "--", "python3", "-m", "http.server"])
+        .args([&port, "--bind", "0.0.0.0", "--directory"])
+        .arg(&v.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let _server = Reaper(child.spawn().unwrap());
+    let url = format!("http://{}:{port}/hello.txt", v.sandbox4);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let out = v
+            .in_peer(&["busybox", "wget", "-q", "-T", "2", "-O", "-", &url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(Instant::now() < deadline, "the sandboxed server never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body, "hello over the veth\n");
+    // Many requests in a row, each a new connection.
+    for _ in 0..20 {
+        let out = v
+            .in_peer(&["busybox", "wget", "-q", "-T", "5", "-O", "-", &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"hello over the veth\n");
+    }
+}
+
+#[test]
+fn sandboxed_processes_talk_over_loopback() {
+    let script = r#"
+import os, socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+port = s.getsockname()[1]
+if os.fork() == 0:
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"x" * 1000000); c.shutdown(socket.SHUT_WR)
+    print("child got", len(c.recv(100))); os._exit(0)
+a, _ = s.accept(); n = 0
+while True:
+    d = a.recv(65536)
+    if not d: break
+    n += len(d)
+a.sendall(b"ok"); a.close(); os.wait()
+print("parent got", n)
+"#;
+    let r = sandboxed(&["python3", "-c", script]);
+    assert_eq!(r.end, End::Code(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "child got 2\nparent got 1000000\n");
+}
