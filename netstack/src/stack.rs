@@ -36,6 +36,8 @@ pub const MAX_BUFFER: usize = 16 * 1024 * 1024;
 /// A bound on poll rounds in one [`Stack::poll`] call, so a chatty loopback cannot starve the
 /// caller.
 const MAX_POLL_ROUNDS: usize = 64;
+/// How long a closed connection's port stays taken (smoltcp's own TIME_WAIT length).
+const TIME_WAIT: Duration = Duration::from_secs(10);
 /// Packets taken in per poll round before the stack sends again, so a flood of incoming packets
 /// cannot hold back acknowledgements and window updates.
 const INGRESS_BUDGET: usize = 256;
@@ -250,6 +252,9 @@ pub struct Stack {
     pub(crate) ready_cache: HashMap<SocketId, Readiness>,
     /// Sockets whose readiness changed in a poll, for [`Stack::take_changed`].
     changed: HashSet<SocketId>,
+    /// Local addresses of closed connections in TIME_WAIT, oldest first, with when it ends.
+    /// The smoltcp socket is gone; only the port stays taken.
+    time_wait: std::collections::VecDeque<(SocketAddr, Instant)>,
 }
 
 impl fmt::Debug for Stack {
@@ -324,6 +329,7 @@ impl Stack {
             now,
             ready_cache: HashMap::new(),
             changed: HashSet::new(),
+            time_wait: std::collections::VecDeque::new(),
         })
     }
 
@@ -651,6 +657,11 @@ impl Stack {
                     return false;
                 }
             }
+            for (local, until) in &self.time_wait {
+                if *until > self.now && overlaps(local) {
+                    return false;
+                }
+            }
         }
         true
     }
@@ -765,15 +776,28 @@ impl Stack {
         }
     }
 
+    /// Frees the smoltcp sockets of finished orphans. One in TIME_WAIT is freed too and only
+    /// its port kept taken for [`TIME_WAIT`]: smoltcp visits every socket on every poll, and
+    /// a busy server's TIME_WAIT connections would otherwise make each poll slower. (A FIN
+    /// the peer retransmits in that time is answered with a reset instead of an ACK.)
     fn reap_orphans(&mut self) {
+        let now = self.now;
         let sockets = &mut self.sockets;
+        let time_wait = &mut self.time_wait;
         self.orphans.retain(|orphan| {
-            let closed = sockets.get::<tcp::Socket>(orphan.handle).state() == tcp::State::Closed;
-            if closed {
+            let state = sockets.get::<tcp::Socket>(orphan.handle).state();
+            let done = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
+            if done {
+                if let (tcp::State::TimeWait, Some(local)) = (state, orphan.local) {
+                    time_wait.push_back((local, now + TIME_WAIT));
+                }
                 sockets.remove(orphan.handle);
             }
-            !closed
+            !done
         });
+        while time_wait.front().is_some_and(|(_, until)| *until <= now) {
+            time_wait.pop_front();
+        }
     }
 }
 

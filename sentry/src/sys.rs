@@ -123,6 +123,10 @@ pub fn poll_fds(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
 pub fn malloc_single_arena() {
     // SAFETY: mallopt only changes allocator parameters; M_ARENA_MAX takes any positive value.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    // Large buffers (socket rings) come straight from mmap: the kernel hands out zeroed
+    // pages lazily, where a recycled heap chunk would be cleared with memset up front.
+    // SAFETY: as above; the threshold is a byte count.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
 }
 
 /// Enters the network namespace `ns` (a netns file the runtime opened).
