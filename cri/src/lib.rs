@@ -5,13 +5,18 @@
 //! The image half: [`reference`] parsing, the [`registry`] client, the content-addressed
 //! [`store`] with shared unpacked [`layer`]s, and [`pull`], which ties them together. The gRPC
 //! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version and Status
-//! so far), and [`server`], which serves them on a unix socket as [`config`] says.
+//! so far), and [`server`], which serves them on a unix socket as [`config`] says. The pod
+//! network half: [`netns`] (persistent network namespaces) and [`cni`] (the CNI exec protocol).
+//!
+//! Unsafe code lives only in `sys` (host calls beyond std).
 
 pub mod api;
+pub mod cni;
 pub mod config;
 pub mod digest;
 pub mod image_service;
 pub mod layer;
+pub mod netns;
 pub mod oci;
 pub mod pull;
 pub mod reference;
@@ -19,3 +24,4 @@ pub mod registry;
 pub mod runtime_service;
 pub mod server;
 pub mod store;
+mod sys;
