@@ -42,6 +42,14 @@ const TIME_WAIT: Duration = Duration::from_secs(10);
 /// cannot hold back acknowledgements and window updates.
 const INGRESS_BUDGET: usize = 256;
 
+/// Where the ephemeral port search starts for a stack seeded with `seed`.
+fn first_ephemeral_port(seed: u64) -> u16 {
+    let start = *EPHEMERAL_PORTS.start();
+    let count = u64::from(EPHEMERAL_PORTS.end() - start) + 1;
+    // The remainder is below `count`, which fits in u16.
+    start + u16::try_from((seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % count).unwrap_or(0)
+}
+
 /// A socket of the stack, as the sentry names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketId(u32);
@@ -323,7 +331,10 @@ impl Stack {
             orphans: Vec::new(),
             listeners: Vec::new(),
             next_id: 1,
-            next_port: *EPHEMERAL_PORTS.start(),
+            // A random start, as Linux randomizes its choice: a sandbox that restarts must not
+            // reuse the 4-tuples of its last life, which a peer may still hold in TIME_WAIT
+            // or LAST_ACK (a SYN then waits out a retransmission).
+            next_port: first_ephemeral_port(config.random_seed),
             mtu,
             gateways: (config.gateway_v4.is_some(), config.gateway_v6.is_some()),
             now,

@@ -63,10 +63,22 @@ pub fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
         (libc::SYS_getrandom, "AT_RANDOM, /dev/urandom"),
         (libc::SYS_sendmsg, "gofer and runtime channels"),
         (libc::SYS_recvmsg, "gofer and runtime channels"),
-        (libc::SYS_recvmmsg, "frames from the pod interface's packet socket"),
-        (libc::SYS_sendmmsg, "frames to the pod interface's packet socket"),
-        (libc::SYS_recvfrom, "frames from the pod interface's packet socket"),
-        (libc::SYS_sendto, "frames to the pod interface's packet socket"),
+        (
+            libc::SYS_recvmmsg,
+            "frames from the pod interface's packet socket",
+        ),
+        (
+            libc::SYS_sendmmsg,
+            "frames to the pod interface's packet socket",
+        ),
+        (
+            libc::SYS_recvfrom,
+            "frames from the pod interface's packet socket",
+        ),
+        (
+            libc::SYS_sendto,
+            "frames to the pod interface's packet socket",
+        ),
         (
             libc::SYS_ioctl,
             "TCGETS/TCSETS/TIOCGWINSZ on stdio terminals",
