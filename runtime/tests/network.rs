@@ -137,7 +137,8 @@ impl Drop for Reaper {
 
 fn free_port() -> u16 {
     static P: AtomicU32 = AtomicU32::new(0);
-    (20000 + (std::process::id() % 1000) * 20 + P.fetch_add(1, Ordering::SeqCst)) as u16
+    let port = 20000 + (std::process::id() % 1000) * 20 + P.fetch_add(1, Ordering::SeqCst);
+    u16::try_from(port).expect("below 65536")
 }
 
 #[test]
@@ -297,4 +298,37 @@ print("parent got", n)
     let r = sandboxed(&["python3", "-c", script]);
     assert_eq!(r.end, End::Code(0), "{}", r.stderr);
     assert_eq!(r.stdout, "child got 2\nparent got 1000000\n");
+}
+
+#[test]
+fn sandboxed_processes_talk_over_a_unix_socket_and_pass_an_fd() {
+    let script = r#"
+import os, socket, tempfile, asyncio
+path = os.path.join(tempfile.mkdtemp(), "sock")
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); srv.bind(path); srv.listen(4)
+r, w = os.pipe()
+if os.fork() == 0:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.connect(path)
+    socket.send_fds(c, [b"hello via unix"], [w]); c.close(); os._exit(0)
+a, _ = srv.accept()
+msg, fds, _, _ = socket.recv_fds(a, 100, 4)
+os.write(fds[0], b"through the passed fd")
+os.close(fds[0]); os.close(w)
+print(msg.decode(), "/", os.read(r, 100).decode())
+os.wait()
+# asyncio's event loop: a socketpair for wake-ups, epoll, and TCP on 127.0.0.1.
+async def main():
+    async def echo(rd, wr):
+        wr.write((await rd.read(100)).upper()); await wr.drain(); wr.close()
+    s = await asyncio.start_server(echo, "127.0.0.1", 0)
+    rd, wr = await asyncio.open_connection("127.0.0.1", s.sockets[0].getsockname()[1])
+    wr.write(b"asyncio"); print((await rd.read(100)).decode())
+asyncio.run(main())
+"#;
+    let r = sandboxed(&["python3", "-c", script]);
+    assert_eq!(r.end, End::Code(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "hello via unix / through the passed fd\nASYNCIO\n"
+    );
 }

@@ -301,23 +301,29 @@ impl InetSocket {
     fn stream_recv(&self, c: &Ctx<'_>, len: usize, flags: u32) -> Result<RecvMsg, Errno> {
         let peek = flags & MSG_PEEK != 0;
         let waitall = flags & MSG_WAITALL != 0 && !peek;
-        let mut data = vec![0u8; len];
-        let mut got = 0;
-        while got < len || len == 0 {
-            let r = self.blocking(c, |s| s.recv(self.id, &mut data[got..], peek));
+        let mut data = Vec::new();
+        loop {
+            let got = data.len();
+            // Sized by what has arrived, not by the app's buffer: nothing large is cleared.
+            let r = self.blocking(c, |s| {
+                let room = (len - got).min(s.recv_queue(self.id).max(1));
+                let mut buf = vec![0u8; room];
+                let n = s.recv(self.id, &mut buf, peek)?;
+                buf.truncate(n);
+                Ok(buf)
+            });
             match r {
-                Ok(0) => break,
-                Ok(n) => got += n,
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => data.extend_from_slice(&b),
                 Err(_) if got > 0 => break,
                 Err(e) => return Err(e),
             }
-            if !waitall || len == 0 {
+            if !waitall || data.len() >= len {
                 break;
             }
         }
-        data.truncate(got);
         Ok(RecvMsg {
-            full_len: got,
+            full_len: data.len(),
             data,
             ..RecvMsg::default()
         })
@@ -515,7 +521,8 @@ impl Socket for InetSocket {
             return self.stream_recv(c, len, flags);
         }
         let peek = flags & MSG_PEEK != 0;
-        let mut data = vec![0u8; len];
+        // A datagram is at most 64 KiB.
+        let mut data = vec![0u8; len.min(65536)];
         let m = self.blocking(c, |s| s.recv_from(self.id, &mut data, peek))?;
         data.truncate(m.len);
         Ok(RecvMsg {
@@ -525,6 +532,27 @@ impl Socket for InetSocket {
             flags: if m.truncated() { MSG_TRUNC } else { 0 },
             ..RecvMsg::default()
         })
+    }
+
+    fn recv_into(&self, c: &Ctx<'_>, buf: &mut [u8], flags: u32) -> Option<Result<usize, Errno>> {
+        if !self.tcp() || flags & (MSG_OOB | MSG_TRUNC) != 0 {
+            return None;
+        }
+        let peek = flags & MSG_PEEK != 0;
+        let waitall = flags & MSG_WAITALL != 0 && !peek;
+        let mut got = 0;
+        loop {
+            match self.blocking(c, |s| s.recv(self.id, &mut buf[got..], peek)) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(_) if got > 0 => break,
+                Err(e) => return Some(Err(e)),
+            }
+            if !waitall || got >= buf.len() {
+                break;
+            }
+        }
+        Some(Ok(got))
     }
 
     fn shutdown(&self, how: i32) -> Result<(), Errno> {

@@ -98,8 +98,18 @@ pub struct Ucred {
 }
 
 impl Ucred {
-    /// The credentials of the calling task.
+    /// The credentials a message of the calling task carries (SCM_CREDENTIALS): its pid and
+    /// real ids, as Linux's `current_uid_gid`.
     pub fn of(t: &Task) -> Ucred {
+        Ucred {
+            pid: t.tgid(),
+            uid: t.creds.uid,
+            gid: t.creds.gid,
+        }
+    }
+    /// The credentials a connection records of the calling task (SO_PEERCRED): its pid and
+    /// effective ids.
+    pub fn effective(t: &Task) -> Ucred {
         Ucred {
             pid: t.tgid(),
             uid: t.creds.euid,
@@ -126,7 +136,9 @@ impl Ucred {
 /// How a socket operation may wait: the caller, O_NONBLOCK/MSG_DONTWAIT, SO_RCVTIMEO/SO_SNDTIMEO.
 pub struct Ctx<'a> {
     pub h: &'a TaskHandle,
-    /// The caller's credentials.
+    /// The calling task, in the socket syscalls (not in read/write): what resolves path names.
+    pub task: Option<&'a Task>,
+    /// The caller's credentials (`Ucred::of`).
     pub cred: Ucred,
     pub nonblock: bool,
     pub timeout: Option<Duration>,
@@ -221,6 +233,17 @@ pub trait Socket: Send + Sync + 'static {
     fn send(&self, c: &Ctx<'_>, msg: SendMsg<'_>) -> Result<usize, Errno>;
     /// Receives up to `len` bytes; `flags` are the MSG_* of the call.
     fn recv(&self, c: &Ctx<'_>, len: usize, flags: u32) -> Result<RecvMsg, Errno>;
+    /// Receives bytes straight into `buf`, for sockets whose messages carry nothing else
+    /// (no sender address, no control data): read(2) and the stream fast path. None: use
+    /// [`Socket::recv`].
+    fn recv_into(
+        &self,
+        _c: &Ctx<'_>,
+        _buf: &mut [u8],
+        _flags: u32,
+    ) -> Option<Result<usize, Errno>> {
+        None
+    }
     fn shutdown(&self, how: i32) -> Result<(), Errno>;
     fn sockname(&self) -> Result<Vec<u8>, Errno>;
     fn peername(&self) -> Result<Vec<u8>, Errno>;
@@ -240,6 +263,11 @@ pub trait Socket: Send + Sync + 'static {
     }
     /// The last fd closed.
     fn release(&self) {}
+    /// The concrete socket, for a family that finds its own sockets behind files (AF_UNIX
+    /// looks for sockets in flight in SCM_RIGHTS messages).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Two connected sockets (socketpair).
@@ -299,13 +327,17 @@ impl SocketFile {
             .ok_or(Errno::ENOTSOCK)
     }
     pub fn ctx<'a>(&self, t: &'a Task, nonblock: bool, send: bool) -> Ctx<'a> {
-        self.ctx_io(&t.io(nonblock), send)
+        Ctx {
+            task: Some(t),
+            ..self.ctx_io(&t.io(nonblock), send)
+        }
     }
     /// The context of a read or write through the generic file path.
     pub fn ctx_io<'a>(&self, io: &Io<'a>, send: bool) -> Ctx<'a> {
         let o = self.opts();
         Ctx {
             h: io.task,
+            task: None,
             cred: io.cred,
             nonblock: io.nonblock,
             timeout: if send { o.sndtimeo } else { o.rcvtimeo },
@@ -315,7 +347,11 @@ impl SocketFile {
 
 impl FileOps for SocketFile {
     fn read(&self, io: &Io<'_>, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
-        let m = self.sock.recv(&self.ctx_io(io, false), buf.len(), 0)?;
+        let c = self.ctx_io(io, false);
+        if let Some(r) = self.sock.recv_into(&c, buf, 0) {
+            return r;
+        }
+        let m = self.sock.recv(&c, buf.len(), 0)?;
         let n = m.data.len().min(buf.len());
         buf[..n].copy_from_slice(&m.data[..n]);
         Ok(n)
@@ -330,6 +366,9 @@ impl FileOps for SocketFile {
     fn seekable(&self) -> bool {
         false
     }
+    fn sigpipe(&self) -> bool {
+        self.sock.kind() == SOCK_STREAM
+    }
     fn poll(&self) -> u32 {
         self.sock.poll()
     }
@@ -337,6 +376,11 @@ impl FileOps for SocketFile {
         Some(self.sock.wait_queue())
     }
     fn ioctl(&self, t: &mut Task, cmd: u32, arg: u64) -> SysResult {
+        // Interface ioctls work on a socket of any family, as in Linux's sock_ioctl.
+        if (0x8910..=0x89ff).contains(&cmd) {
+            let net = t.k.net.clone();
+            return netlink::ifreq_ioctl(&net, t, cmd, arg);
+        }
         self.sock.ioctl(t, cmd, arg)
     }
     fn release(&self) {

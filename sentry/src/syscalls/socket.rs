@@ -13,6 +13,8 @@ use crate::vfs::File;
 const MAX_ADDR: usize = 128;
 /// Largest single message gathered from the app at once; stream sends loop over chunks.
 const SEND_CHUNK: usize = 1 << 20;
+/// Largest message of a non-stream socket gathered at all (every family's limit is lower).
+const DGRAM_MAX: usize = 1 << 26;
 /// Largest buffer a receive allocates (datagrams are smaller; streams return short).
 const RECV_MAX: usize = 4 << 20;
 /// Most fds in one SCM_RIGHTS message (Linux's SCM_MAX_FD).
@@ -201,6 +203,31 @@ fn rights_of(t: &Task, data: &[u8]) -> Result<Vec<Arc<File>>, Errno> {
         .collect()
 }
 
+/// The credentials an SCM_CREDENTIALS payload claims, checked as Linux's `scm_check_creds`:
+/// the sender's own pid and any of its real, effective or saved ids, anything for root;
+/// ids of -1 are EINVAL and a pid that names no process ESRCH.
+fn check_creds(t: &Task, data: &[u8]) -> Result<Ucred, Errno> {
+    if data.len() != 12 {
+        return Err(Errno::EINVAL);
+    }
+    let c = Ucred::from_bytes(data).ok_or(Errno::EINVAL)?;
+    if c.uid == u32::MAX || c.gid == u32::MAX {
+        return Err(Errno::EINVAL);
+    }
+    let cr = &t.creds;
+    let root = cr.euid == 0;
+    let pid_ok = root || c.pid == t.tgid();
+    let uid_ok = root || [cr.uid, cr.euid, cr.suid].contains(&c.uid);
+    let gid_ok = root || [cr.gid, cr.egid, cr.sgid].contains(&c.gid);
+    if !(pid_ok && uid_ok && gid_ok) {
+        return Err(Errno::EPERM);
+    }
+    if c.pid <= 0 || t.k.group(c.pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(c)
+}
+
 /// Parses a control buffer into SCM_RIGHTS files and SCM_CREDENTIALS.
 fn parse_control(t: &Task, ptr: u64, len: usize, msg: &mut SendMsg<'_>) -> Result<(), Errno> {
     if len == 0 {
@@ -229,15 +256,7 @@ fn parse_control(t: &Task, ptr: u64, len: usize, msg: &mut SendMsg<'_>) -> Resul
                         return Err(Errno::EINVAL);
                     }
                 }
-                SCM_CREDENTIALS => {
-                    let c = Ucred::from_bytes(data).ok_or(Errno::EINVAL)?;
-                    let me = Ucred::of(t);
-                    let root = t.creds.euid == 0;
-                    if !root && (c.pid != me.pid || c.uid != me.uid || c.gid != me.gid) {
-                        return Err(Errno::EPERM);
-                    }
-                    msg.creds = Some(c);
-                }
+                SCM_CREDENTIALS => msg.creds = Some(check_creds(t, data)?),
                 _ => return Err(Errno::EINVAL),
             }
         }
@@ -286,8 +305,8 @@ fn iov_total(iovs: &[Iovec]) -> usize {
     iovs.iter().map(|v| v.len as usize).sum()
 }
 
-/// Sends what `iovs` hold. Stream sockets take it a chunk at a time; EPIPE raises SIGPIPE
-/// unless MSG_NOSIGNAL.
+/// Sends what `iovs` hold. Stream sockets take it a chunk at a time; EPIPE on them raises
+/// SIGPIPE unless MSG_NOSIGNAL.
 fn send_iovs(t: &Task, f: &File, iovs: &[Iovec], msg: SendMsg<'_>) -> Result<usize, Errno> {
     let sf = sockfile(f);
     let nonblock = f.nonblock() || msg.flags & MSG_DONTWAIT != 0;
@@ -295,6 +314,10 @@ fn send_iovs(t: &Task, f: &File, iovs: &[Iovec], msg: SendMsg<'_>) -> Result<usi
     let total = iov_total(iovs);
     let stream = sf.sock.kind() == SOCK_STREAM;
     let flags = msg.flags;
+    if !stream && total > DGRAM_MAX {
+        // No family takes a message this large; refuse before gathering it.
+        return Err(Errno::EMSGSIZE);
+    }
     let res = if stream && total > SEND_CHUNK {
         let mut done = 0;
         let mut first = Some(msg);
@@ -329,7 +352,8 @@ fn send_iovs(t: &Task, f: &File, iovs: &[Iovec], msg: SendMsg<'_>) -> Result<usi
         let data = gather(t, iovs, 0, total)?;
         sf.sock.send(&ctx, SendMsg { data: &data, ..msg })
     };
-    if res == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
+    // Only stream sockets signal (Linux's unix_stream_sendmsg and TCP; never datagrams).
+    if res == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 && stream {
         let info = crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
         t.k.signal_task(&t.h, info);
     }
@@ -451,6 +475,13 @@ fn recv_iovs(
         false,
     );
     let want = iov_total(iovs).min(RECV_MAX);
+    let mut bounce = crate::syscalls::file::Bounce::take(want);
+    if let Some(r) = sf.sock.recv_into(&ctx, bounce.buf(), flags) {
+        let n = r?;
+        let n = scatter(t, iovs, &bounce.buf()[..n])?;
+        return Ok((n, RecvMsg::default()));
+    }
+    drop(bounce);
     let m = sf.sock.recv(&ctx, want, flags)?;
     let n = scatter(t, iovs, &m.data)?;
     let ret = if flags & MSG_TRUNC != 0 && sf.sock.kind() != SOCK_STREAM {
@@ -459,6 +490,14 @@ fn recv_iovs(
         n
     };
     Ok((ret, m))
+}
+
+/// readv(2) of a socket: one receive scattered over `iovs`, nothing when they are empty.
+pub fn readv(t: &Task, f: &File, iovs: &[Iovec]) -> SysResult {
+    if iov_total(iovs) == 0 {
+        return Ok(0);
+    }
+    recv_iovs(t, f, iovs, 0, false).map(|(n, _)| n as u64)
 }
 
 pub fn sys_recvfrom(t: &mut Task, a: &Args) -> SysResult {

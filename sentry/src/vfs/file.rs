@@ -90,6 +90,11 @@ pub trait FileOps: Send + Sync {
     fn seekable(&self) -> bool {
         true
     }
+    /// Whether a write failing with EPIPE raises SIGPIPE (false for datagram and seqpacket
+    /// sockets, which Linux never signals).
+    fn sigpipe(&self) -> bool {
+        true
+    }
     /// Current readiness (POLL* bits).
     fn poll(&self) -> u32 {
         POLLIN | POLLOUT
