@@ -21,7 +21,12 @@
 //! - No error reporting: resets and timeouts are read off state transitions between polls into
 //!   SO_ERROR (ECONNREFUSED, ECONNRESET, ETIMEDOUT after [`CONNECT_TIMEOUT`]).
 //! - No ports: bind conflicts, SO_REUSEADDR, TIME_WAIT holding a port, and ephemeral ports are
-//!   the stack's own table; closed connections live on as orphans until smoltcp is done.
+//!   the stack's own table (the search starts at a random port, as Linux's does); closed
+//!   connections live on as orphans until smoltcp is done, except in TIME_WAIT, where the
+//!   smoltcp socket is freed and only the port stays taken (a retransmitted FIN then meets a
+//!   reset): smoltcp visits every socket on each poll.
+//! - No ICMP errors to sockets: a port-unreachable answer to a UDP datagram does not make the
+//!   next call on a connected socket ECONNREFUSED (a resolver waits out its timeout instead).
 //! - Fixed buffers: sizes come from SO_RCVBUF/SO_SNDBUF at connect/listen time; defaults are
 //!   large ([`DEFAULT_BUFFER`]); a live socket cannot grow.
 //! - Unspecified listen addresses take both families: IPv4 peers of AF_INET6 sockets appear

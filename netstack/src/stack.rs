@@ -566,6 +566,14 @@ impl Stack {
         }
     }
 
+    /// Bytes a TCP socket has received and not yet read (FIONREAD); 0 for other sockets.
+    pub fn recv_queue(&self, id: SocketId) -> usize {
+        match self.socks.get(&id) {
+            Some(Sock::Tcp(s)) => self.tcp_recv_queue(s),
+            _ => 0,
+        }
+    }
+
     /// shutdown(2).
     pub fn shutdown(&mut self, id: SocketId, how: Shutdown) -> Result<(), NetError> {
         self.ready_cache.remove(&id);

@@ -521,6 +521,13 @@ impl Stack {
         Err(NetError::InProgress)
     }
 
+    pub(crate) fn tcp_recv_queue(&self, s: &TcpSock) -> usize {
+        match &s.mode {
+            Mode::Connected(conn) => self.sockets.get::<tcp::Socket>(conn.handle).recv_queue(),
+            _ => 0,
+        }
+    }
+
     pub(crate) fn tcp_send(&mut self, id: SocketId, data: &[u8]) -> Result<usize, NetError> {
         let (s, sockets) = self.tcp_parts(id)?;
         let conn = match &s.mode {

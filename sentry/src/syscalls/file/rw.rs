@@ -12,6 +12,39 @@ const MAX_RW: usize = 0x7fff_f000;
 /// Bytes moved per chunk between a file and app memory.
 const CHUNK: usize = 1 << 20;
 
+thread_local! {
+    /// Each task thread's bounce buffer between app memory and files, kept between calls so
+    /// a read or write allocates (and clears) nothing.
+    static BOUNCE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The thread's bounce buffer, at least `len` bytes, for the length of one call; handed back
+/// when dropped. Its bytes are left from earlier calls: only what a read filled is copied out.
+pub(crate) struct Bounce {
+    v: Vec<u8>,
+    len: usize,
+}
+
+impl Bounce {
+    pub(crate) fn take(len: usize) -> Bounce {
+        let mut v = BOUNCE.with(|b| b.take());
+        if v.len() < len {
+            v.resize(len, 0);
+        }
+        Bounce { v, len }
+    }
+    pub(crate) fn buf(&mut self) -> &mut [u8] {
+        &mut self.v[..self.len]
+    }
+}
+
+impl Drop for Bounce {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.v);
+        BOUNCE.with(|b| b.set(v));
+    }
+}
+
 impl Task {
     /// Applies RLIMIT_FSIZE to a write of `count` bytes at `pos` of a regular file: past the
     /// limit the writer gets SIGXFSZ and EFBIG; a write crossing it is shortened.
@@ -40,7 +73,8 @@ impl Task {
         let io = self.io(f.nonblock());
         let seekable = f.ops.seekable();
         let mut done = 0usize;
-        let mut tmp = vec![0u8; count.min(CHUNK)];
+        let mut bounce = Bounce::take(count.min(CHUNK));
+        let tmp = bounce.buf();
         let (mut pos_guard, mut pos) = io_position(f, seekable, off);
         while done < count {
             let want = (count - done).min(CHUNK);
@@ -71,8 +105,13 @@ impl Task {
             return Err(Errno::EBADF);
         }
         let count = count.min(MAX_RW);
+        if count == 0 && crate::net::SocketFile::of(f).is_ok() {
+            // A socket sends even nothing (a seqpacket record, EPIPE when shut).
+            return self.write_bytes(f, &[], off);
+        }
         let mut done = 0usize;
-        let mut tmp = vec![0u8; count.min(CHUNK)];
+        let mut bounce = Bounce::take(count.min(CHUNK));
+        let tmp = bounce.buf();
         while done < count {
             let want = (count - done).min(CHUNK);
             self.mm.copy_in(buf + done as u64, &mut tmp[..want])?;
@@ -105,13 +144,15 @@ impl Task {
         }
         let count = self.fsize_limit(f, pos, data.len())?;
         let mut done = 0usize;
-        while done < count {
+        // A socket sees even an empty write: a seqpacket record, EPIPE on a shut stream.
+        let empty = count == 0 && crate::net::SocketFile::of(f).is_ok();
+        while done < count || (empty && done == 0) {
             match f.ops.write(&io, &data[done..count], pos + done as u64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if done > 0 && (e == Errno::EAGAIN || e == Errno::ERESTARTSYS) => break,
                 Err(e) => {
-                    if e == Errno::EPIPE {
+                    if e == Errno::EPIPE && f.ops.sigpipe() {
                         let info =
                             crate::kernel::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE);
                         self.k.signal_task(&self.h, info);
@@ -182,6 +223,10 @@ pub fn sys_pwrite64(t: &mut Task, a: &Args) -> SysResult {
 fn readv_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
     let f = t.file(a.fd(0))?;
     let iovs = t.iovecs(a.ptr(1), a.i32(2))?;
+    if off.is_none() && crate::net::SocketFile::of(&f).is_ok() {
+        // One receive over all the iovecs: a datagram is not one per iovec.
+        return crate::syscalls::socket::readv(t, &f, &iovs);
+    }
     let mut total = 0u64;
     for iov in iovs {
         if iov.len == 0 {
@@ -206,14 +251,61 @@ fn writev_at(t: &mut Task, a: &Args, off: Option<u64>) -> SysResult {
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    // Gather into one buffer so that a pipe or terminal sees one write, as Linux does.
-    let mut buf = Vec::new();
-    for iov in &iovs {
-        let start = buf.len();
-        buf.resize(start + iov.len as usize, 0);
-        t.mm.copy_in(iov.base, &mut buf[start..])?;
+    // Gather into one buffer so that a pipe or terminal sees one write, as Linux does; past
+    // CHUNK bytes the write goes out a chunk at a time.
+    let total = iovs
+        .iter()
+        .map(|v| v.len as usize)
+        .fold(0usize, usize::saturating_add)
+        .min(MAX_RW);
+    if total == 0 {
+        return t.write_bytes(&f, &[], off);
     }
-    t.write_bytes(&f, &buf, off)
+    let mut buf: Vec<u8> = Vec::with_capacity(total.min(CHUNK));
+    let mut done = 0usize;
+    let flush = |buf: &mut Vec<u8>, done: &mut usize| -> Result<bool, Errno> {
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        let at = off.map(|o| o + *done as u64);
+        let r = t.write_bytes(&f, buf, at);
+        let want = buf.len();
+        buf.clear();
+        match r {
+            Ok(n) => {
+                *done += n as usize;
+                Ok(n as usize == want)
+            }
+            Err(_) if *done > 0 => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    'outer: for iov in &iovs {
+        let mut pos = 0usize;
+        let len = iov.len as usize;
+        while pos < len && done + buf.len() < total {
+            let room = CHUNK - buf.len();
+            let take = (len - pos).min(room).min(total - done - buf.len());
+            let start = buf.len();
+            buf.resize(start + take, 0);
+            if let Err(e) = t.mm.copy_in(iov.base + pos as u64, &mut buf[start..]) {
+                // Linux fails the whole call when nothing went out yet (a pipe drops the
+                // bytes it had copied), else the write ends short.
+                if done == 0 {
+                    return Err(e);
+                }
+                buf.truncate(start);
+                flush(&mut buf, &mut done)?;
+                break 'outer;
+            }
+            pos += take;
+            if buf.len() == CHUNK && !flush(&mut buf, &mut done)? {
+                break 'outer;
+            }
+        }
+    }
+    flush(&mut buf, &mut done)?;
+    Ok(done as u64)
 }
 
 pub fn sys_readv(t: &mut Task, a: &Args) -> SysResult {
