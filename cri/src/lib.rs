@@ -23,5 +23,6 @@ pub mod reference;
 pub mod registry;
 pub mod runtime_service;
 pub mod server;
+pub mod state;
 pub mod store;
 mod sys;
