@@ -27,6 +27,9 @@ pub struct SentryBoot {
     /// Interface of the network namespace sent as the fifth fd that the sandbox's netstack
     /// takes over (empty: loopback only, no fifth fd).
     pub net_iface: Vec<u8>,
+    /// Pod mode: no command and no root of its own; containers come later as
+    /// [`crate::control::ControlMsg`]s over this socket. Fds: only the netns, if any.
+    pub pod: bool,
 }
 
 impl Message for SentryBoot {
@@ -37,7 +40,10 @@ impl Message for SentryBoot {
             .bytes(&self.hostname)
             .bool(self.strace)
             .bool(self.overlay_root);
-        e.u32(self.uid).u32(self.gid).bytes(&self.net_iface);
+        e.u32(self.uid)
+            .u32(self.gid)
+            .bytes(&self.net_iface)
+            .bool(self.pod);
     }
     fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         Ok(SentryBoot {
@@ -50,6 +56,7 @@ impl Message for SentryBoot {
             uid: d.u32()?,
             gid: d.u32()?,
             net_iface: d.bytes()?,
+            pod: d.bool()?,
         })
     }
 }
@@ -155,6 +162,7 @@ mod tests {
             uid: 0,
             gid: 0,
             net_iface: b"eth0".to_vec(),
+            pod: true,
         };
         assert_eq!(SentryBoot::decode(&b.encode()).unwrap(), b);
         let g = GoferBoot {

@@ -7,8 +7,10 @@
 //! - [`wire`]: the little-endian codec every message uses.
 //! - [`gofer`]: sentry ⇄ gofer file requests (one request, one reply, fds over SCM_RIGHTS).
 //! - [`boot`]: runtime → sentry and runtime → gofer start-up, and the sentry's exit report.
+//! - [`control`]: runtime ⇄ pod sentry: start containers, exec, signal; their exits.
 
 pub mod boot;
+pub mod control;
 pub mod gofer;
 pub mod wire;
 

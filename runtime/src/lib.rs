@@ -3,7 +3,9 @@
 //! May touch: the host, as root: spawning processes, the paths it is told to serve.
 //! Never: runs app code itself; everything the app does happens inside the sentry.
 
+pub mod pod;
 pub mod sandbox;
 mod sys;
 
+pub use pod::{PodOptions, PodSandbox, ProcState};
 pub use sandbox::{run_do, DoOptions, NetAttach, SandboxError};

@@ -37,6 +37,8 @@ pub enum SandboxError {
     Stdio(#[source] std::io::Error),
     #[error("the sentry failed before reporting an exit status")]
     SentryFailed,
+    #[error("the sentry refused: {0}")]
+    Control(String),
 }
 
 /// What `moat do` runs.
@@ -60,7 +62,7 @@ pub struct NetAttach {
     pub iface: String,
 }
 
-fn sibling(name: &'static str) -> Result<PathBuf, SandboxError> {
+pub(crate) fn sibling(name: &'static str) -> Result<PathBuf, SandboxError> {
     let exe = std::env::current_exe().map_err(|_| SandboxError::MissingBinary(name))?;
     let dir = exe.parent().ok_or(SandboxError::MissingBinary(name))?;
     for cand in [dir.join(name), dir.join("..").join(name)] {
@@ -81,7 +83,7 @@ fn dup_stdio(fd: i32) -> Result<OwnedFd, SandboxError> {
     b.map_err(SandboxError::Stdio)
 }
 
-fn spawn(path: &Path, what: &'static str, fd: OwnedFd) -> Result<Child, SandboxError> {
+pub(crate) fn spawn(path: &Path, what: &'static str, fd: OwnedFd) -> Result<Child, SandboxError> {
     let mut cmd = Command::new(path);
     // Stubs are forked from sentry threads and keep none of the sentry's memory, so a
     // thread's rseq registration (which the kernel would follow into unmapped memory on
@@ -90,28 +92,43 @@ fn spawn(path: &Path, what: &'static str, fd: OwnedFd) -> Result<Child, SandboxE
     spawn_with_boot_fd(&mut cmd, fd).map_err(|source| SandboxError::Spawn { what, source })
 }
 
+/// Spawns a gofer serving `root` (read-only if asked); returns it and the socket end the
+/// sentry talks to it over.
+pub(crate) fn spawn_gofer(
+    bin: &Path,
+    root: &Path,
+    read_only: bool,
+) -> Result<(Child, OwnedFd), SandboxError> {
+    let (gofer_ctl, gofer_child) = Channel::pair().map_err(SandboxError::Channel)?;
+    let (serve_gofer, serve_sentry) = Channel::pair().map_err(SandboxError::Channel)?;
+    let mut gofer = spawn(bin, "the gofer", gofer_child.into_fd())?;
+    let gb = GoferBoot {
+        root: root.as_os_str().as_bytes().to_vec(),
+        read_only,
+    };
+    let serve_gofer = serve_gofer.into_fd();
+    if let Err(source) = gofer_ctl.send_msg(&gb, &[serve_gofer.as_fd()]) {
+        let _ = gofer.kill();
+        let _ = gofer.wait();
+        return Err(SandboxError::Boot {
+            what: "the gofer",
+            source,
+        });
+    }
+    Ok((gofer, serve_sentry.into_fd()))
+}
+
 /// Runs one command in a fresh sandbox and returns how it ended.
 pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
     let gofer_bin = sibling("moat-gofer")?;
     let sentry_bin = sibling("moat-sentry")?;
-    let (gofer_ctl, gofer_child) = Channel::pair().map_err(SandboxError::Channel)?;
     let (sentry_ctl, sentry_child) = Channel::pair().map_err(SandboxError::Channel)?;
-    let (serve_gofer, serve_sentry) = Channel::pair().map_err(SandboxError::Channel)?;
 
-    let mut gofer = spawn(&gofer_bin, "the gofer", gofer_child.into_fd())?;
     let (root, read_only) = match &o.rootfs {
-        Some(r) => (r.as_os_str().as_bytes().to_vec(), false),
-        None => (b"/".to_vec(), true),
+        Some(r) => (r.as_path(), false),
+        None => (Path::new("/"), true),
     };
-    let gb = GoferBoot { root, read_only };
-    let serve_gofer = serve_gofer.into_fd();
-    gofer_ctl
-        .send_msg(&gb, &[serve_gofer.as_fd()])
-        .map_err(|source| SandboxError::Boot {
-            what: "the gofer",
-            source,
-        })?;
-    drop(serve_gofer);
+    let (mut gofer, serve_sentry) = spawn_gofer(&gofer_bin, root, read_only)?;
 
     let mut sentry = spawn(&sentry_bin, "the sentry", sentry_child.into_fd())?;
     let sb = SentryBoot {
@@ -128,6 +145,7 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
             .as_ref()
             .map(|n| n.iface.as_bytes().to_vec())
             .unwrap_or_default(),
+        pod: false,
     };
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     let netns = match &o.net {
@@ -139,7 +157,6 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
         ),
         None => None,
     };
-    let serve_sentry = serve_sentry.into_fd();
     let mut boot_fds = vec![
         serve_sentry.as_fd(),
         stdio[0].as_fd(),

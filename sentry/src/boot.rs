@@ -24,11 +24,12 @@ pub fn main() -> Result<u8> {
     let chan = Channel::from_fd(boot_fd);
     let (boot, mut fds): (SentryBoot, Vec<OwnedFd>) =
         chan.recv_msg().context("cannot read boot message")?;
-    let want = if boot.net_iface.is_empty() { 4 } else { 5 };
+    let base = if boot.pod { 0 } else { 4 };
+    let want = base + usize::from(!boot.net_iface.is_empty());
     if fds.len() != want {
         bail!("boot message came with {} fds, want {want}", fds.len());
     }
-    let netns = (want == 5).then(|| fds.pop()).flatten();
+    let netns = (want > base).then(|| fds.pop()).flatten();
     // The netstack is made while the sentry may still reach the pod's network namespace: it
     // opens the packet socket there, then the sentry leaves for a namespace of its own.
     let net = crate::net::stack::NetStack::boot(&boot.net_iface, netns)
@@ -44,12 +45,21 @@ pub fn main() -> Result<u8> {
         return Ok(code);
     }
     crate::sys::empty_root().context("cannot switch to an empty root")?;
+    let mf = Arc::new(MemFile::new(MEMFILE_SIZE).context("cannot create the memory file")?);
+    let platform = Box::new(Ptrace::new(mf.raw_fd()));
+    if boot.pod {
+        // A pod: an empty root; each container's root is mounted under it as it comes.
+        let vfs = Vfs::new(tmpfs::TmpFs::new().root(0o755), "tmpfs", b"pod", false);
+        crate::sys::install_seccomp().context("cannot install the seccomp filter")?;
+        start_netstack(&net)?;
+        let k = Kernel::new(platform, mf, vfs, boot.strace, boot.hostname.clone(), net);
+        crate::control::serve(&k, Arc::new(chan));
+        return Ok(0);
+    }
     let stderr = fds.pop().context("stderr")?;
     let stdout = fds.pop().context("stdout")?;
     let stdin = fds.pop().context("stdin")?;
     let gofer_sock = fds.pop().context("gofer socket")?;
-    let mf = Arc::new(MemFile::new(MEMFILE_SIZE).context("cannot create the memory file")?);
-    let platform = Box::new(Ptrace::new(mf.raw_fd()));
     let client = Arc::new(GoferClient::new(Channel::from_fd(gofer_sock)));
     let gfs = gofer::GoferFs::new(client, boot.overlay_root);
     let groot =
@@ -66,15 +76,9 @@ pub fn main() -> Result<u8> {
         false,
     );
     crate::sys::install_seccomp().context("cannot install the seccomp filter")?;
-    {
-        let net = net.clone();
-        std::thread::Builder::new()
-            .name("netstack".into())
-            .spawn(move || net.run_poller())
-            .context("cannot start the netstack thread")?;
-    }
+    start_netstack(&net)?;
     let k = Kernel::new(platform, mf, vfs, boot.strace, boot.hostname.clone(), net);
-    mount_special(&k);
+    mount_special(&k, &k.vfs.root);
     let chan = Arc::new(chan);
     let status = run_init(&k, boot, [stdin, stdout, stderr], &chan)?;
     if k.strace {
@@ -102,8 +106,18 @@ pub fn main() -> Result<u8> {
     })
 }
 
-fn mount_special(k: &Arc<Kernel>) {
-    let root = k.vfs.root.clone();
+fn start_netstack(net: &Arc<crate::net::stack::NetStack>) -> Result<()> {
+    let net = net.clone();
+    std::thread::Builder::new()
+        .name("netstack".into())
+        .spawn(move || net.run_poller())
+        .context("cannot start the netstack thread")?;
+    Ok(())
+}
+
+/// Mounts /proc, /dev and /dev/shm under `root` (where those directories exist).
+pub fn mount_special(k: &Arc<Kernel>, root: &crate::vfs::VPath) {
+    let root = root.clone();
     let at = |name: &[u8]| -> Option<crate::vfs::VPath> {
         let d = root.d.child(name).ok()?;
         let p = crate::vfs::VPath {
@@ -170,19 +184,27 @@ fn serve_runtime(k: Arc<Kernel>, chan: Arc<Channel>) {
     }
 }
 
-fn run_init(
-    k: &Arc<Kernel>,
-    boot: SentryBoot,
-    stdio: [OwnedFd; 3],
-    chan: &Arc<Channel>,
-) -> Result<ExitStatus> {
+/// A process to start in the sandbox: where its root is, its stdio, who it runs as.
+pub struct Spawn {
+    pub root: crate::vfs::VPath,
+    pub stdio: [OwnedFd; 3],
+    pub creds: Creds,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    /// The container it belongs to (pod sandboxes), inherited by its children.
+    pub container: Option<Arc<str>>,
+}
+
+/// The app's stdio: host fds the runtime handed over, as fds 0, 1 and 2.
+fn stdio_table(stdio: [OwnedFd; 3], console: bool) -> Result<FdTable, String> {
     let mut table = FdTable::default();
     for (i, fd) in stdio.into_iter().enumerate() {
         let h = host::HostFd::new(fd);
-        if i == 0 && crate::vfs::FileOps::is_tty(&*h) {
+        let tty = crate::vfs::FileOps::is_tty(&*h);
+        if i == 0 && tty && console {
             let _ = dev::CONSOLE.set(h.clone());
         }
-        let tty = crate::vfs::FileOps::is_tty(&*h);
         let flags = if i == 0 {
             crate::vfs::file::O_RDONLY
         } else {
@@ -201,29 +223,33 @@ fn run_init(
         );
         table
             .install_at(i as i32, f, false, 1024)
-            .map_err(|e| anyhow::anyhow!("stdio: {e}"))?;
+            .map_err(|e| format!("stdio: {e}"))?;
     }
-    let root = k.vfs.root.clone();
+    Ok(table)
+}
+
+/// Starts a new process (no parent) that execs `s.argv` under `s.root`; returns its pid once
+/// the exec succeeded, or why it failed.
+pub fn spawn_process(k: &Arc<Kernel>, s: Spawn) -> Result<i32, String> {
+    let table = stdio_table(s.stdio, s.container.is_none())?;
     let fsctx = FsContext {
-        root: root.clone(),
-        cwd: root,
+        root: s.root.clone(),
+        cwd: s.root,
         umask: 0o022,
     };
+    let comm = s
+        .argv
+        .first()
+        .map(|a| a.rsplit(|&b| b == b'/').next().unwrap_or(a).to_vec())
+        .unwrap_or_else(|| b"init".to_vec());
     let h = kernel::new_group(
         k,
         None,
         [crate::abi::SigAction::default(); 64],
-        b"init".to_vec(),
+        comm,
+        s.container,
     );
-    let creds = Creds {
-        uid: boot.uid,
-        euid: boot.uid,
-        suid: boot.uid,
-        gid: boot.gid,
-        egid: boot.gid,
-        sgid: boot.gid,
-        groups: Vec::new(),
-    };
+    let pid = h.tg.tgid;
     let fds = Arc::new(Mutex::new(table));
     let fs = Arc::new(Mutex::new(fsctx));
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -235,22 +261,20 @@ fn run_init(
         regs: crate::abi::Regs::default(),
         fds,
         fs,
-        creds,
+        creds: s.creds,
         clear_tid: 0,
         vfork_done: None,
         ready: None,
     };
-    let argv = boot.argv.clone();
-    let envp = boot.envp.clone();
-    let cwd = boot.cwd.clone();
+    let (argv, envp, cwd) = (s.argv, s.envp, s.cwd);
     std::thread::Builder::new()
-        .name("task-1".into())
+        .name(format!("task-{pid}"))
         .stack_size(1 << 20)
         .spawn(move || {
             let mut t = match Task::start_init(n) {
                 Ok(t) => t,
                 Err(e) => {
-                    let _ = tx.send(Err(format!("cannot start init: {e}")));
+                    let _ = tx.send(Err(format!("cannot start the process: {e}")));
                     return;
                 }
             };
@@ -263,6 +287,8 @@ fn run_init(
                             "cannot chdir to {}: {e}",
                             String::from_utf8_lossy(&cwd)
                         )));
+                        t.exit_group(ExitStatus::Exited(126));
+                        t.run();
                         return;
                     }
                 }
@@ -280,22 +306,62 @@ fn run_init(
                         String::from_utf8_lossy(&path),
                         e
                     )));
+                    t.exit_group(ExitStatus::Exited(if e == crate::abi::Errno::ENOENT {
+                        127
+                    } else {
+                        126
+                    }));
+                    t.run();
                 }
                 Ok(_) => {
                     let _ = tx.send(Err("execve returned".into()));
                 }
             }
         })
-        .context("cannot spawn the init thread")?;
+        .map_err(|e| format!("cannot spawn the process thread: {e}"))?;
     match rx.recv() {
-        Ok(Ok(())) => {
+        Ok(Ok(())) => Ok(pid),
+        Ok(Err(msg)) => Err(msg),
+        Err(_) => Err("the process thread died".into()),
+    }
+}
+
+fn run_init(
+    k: &Arc<Kernel>,
+    boot: SentryBoot,
+    stdio: [OwnedFd; 3],
+    chan: &Arc<Channel>,
+) -> Result<ExitStatus> {
+    let creds = Creds {
+        uid: boot.uid,
+        euid: boot.uid,
+        suid: boot.uid,
+        gid: boot.gid,
+        egid: boot.gid,
+        sgid: boot.gid,
+        groups: Vec::new(),
+    };
+    let spawned = spawn_process(
+        k,
+        Spawn {
+            root: k.vfs.root.clone(),
+            stdio,
+            creds,
+            argv: boot.argv,
+            envp: boot.envp,
+            cwd: boot.cwd,
+            container: None,
+        },
+    );
+    match spawned {
+        Ok(_) => {
             let (k2, c2) = (k.clone(), chan.clone());
             std::thread::Builder::new()
                 .name("runtime".into())
                 .spawn(move || serve_runtime(k2, c2))
                 .context("cannot spawn the runtime thread")?;
         }
-        Ok(Err(msg)) => {
+        Err(msg) => {
             eprintln!("moat: {msg}");
             return Ok(ExitStatus::Exited(if msg.contains("ENOENT") {
                 127
@@ -303,7 +369,6 @@ fn run_init(
                 126
             }));
         }
-        Err(_) => bail!("init thread died"),
     }
     Ok(k.wait_init())
 }

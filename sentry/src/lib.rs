@@ -12,6 +12,7 @@
 
 pub mod abi;
 pub mod boot;
+pub mod control;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

@@ -97,7 +97,13 @@ pub struct Kernel {
     pub init_exit_cv: Condvar,
     /// The sandbox's network stack (every AF_INET/AF_INET6 socket, netlink's view).
     pub net: Arc<crate::net::stack::NetStack>,
+    /// Called with the tgid and status of every process that exits (a pod sentry reports
+    /// its containers' and execs' ends through it).
+    pub on_exit: Mutex<Option<ExitHook>>,
 }
+
+/// See [`Kernel::on_exit`].
+pub type ExitHook = Box<dyn Fn(&Arc<ThreadGroup>, ExitStatus) + Send + Sync>;
 
 #[derive(Default)]
 pub struct ProcTable {
@@ -129,6 +135,7 @@ impl Kernel {
             init_exit: Mutex::new(None),
             init_exit_cv: Condvar::new(),
             net,
+            on_exit: Mutex::new(None),
         })
     }
 
@@ -138,6 +145,14 @@ impl Kernel {
 
     pub fn alloc_pid(&self) -> i32 {
         self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A pod sandbox has no init process: pid 1 is never handed out, so no container's
+    /// process gets the sandbox-ending role of init.
+    pub fn reserve_init_pid(&self) {
+        let _ = self
+            .next_pid
+            .compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     pub fn task(&self, tid: i32) -> Option<Arc<TaskHandle>> {

@@ -46,6 +46,9 @@ pub struct TgState {
 /// A process: threads sharing signal handlers and pid.
 pub struct ThreadGroup {
     pub tgid: i32,
+    /// The container the process belongs to in a pod sandbox (empty outside pods); children
+    /// inherit it.
+    pub container: Arc<str>,
     pub st: Mutex<TgState>,
     pub actions: Mutex<[SigAction; 64]>,
     /// Woken when a child changes state (exit, stop, continue).
@@ -169,8 +172,12 @@ pub fn new_group(
     parent: Option<&Arc<ThreadGroup>>,
     actions: [SigAction; 64],
     comm: Vec<u8>,
+    container: Option<Arc<str>>,
 ) -> Arc<TaskHandle> {
     let pid = k.alloc_pid();
+    let container = container
+        .or_else(|| parent.map(|p| p.container.clone()))
+        .unwrap_or_else(|| Arc::from(""));
     let (pgid, sid, rlimits, exe) = match parent {
         Some(p) => {
             let g = p.lock();
@@ -180,6 +187,7 @@ pub fn new_group(
     };
     let tg = Arc::new(ThreadGroup {
         tgid: pid,
+        container,
         st: Mutex::new(TgState {
             parent: parent.map(Arc::downgrade).unwrap_or_default(),
             children: Vec::new(),

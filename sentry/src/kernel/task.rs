@@ -333,6 +333,9 @@ fn process_exit(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, st: ExitStatus) {
     };
     tg.exit_wait.wake_all();
     tg.timers.cancel_all();
+    if let Some(hook) = k.on_exit.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        hook(tg, st);
+    }
     k.locks
         .release_all(crate::vfs::locks::Owner::Process(tg.tgid));
     if tg.tgid == 1 {

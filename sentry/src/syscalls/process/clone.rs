@@ -52,7 +52,7 @@ pub fn do_clone(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls:
             t.h.tg.clone()
         };
         let actions = *t.h.tg.actions.lock().unwrap_or_else(|e| e.into_inner());
-        let h = kernel::new_group(&k, Some(&parent), actions, comm);
+        let h = kernel::new_group(&k, Some(&parent), actions, comm, None);
         {
             let mine = t.h.tg.lock();
             let mut g = h.tg.lock();
