@@ -652,10 +652,13 @@ fn kill_9_at_any_moment_loses_no_commit_and_shows_no_partial_one() {
     let mut rng = Rng::new();
     let mut last_n = 0;
     for round in 0..ROUNDS {
-        // Early kills land in open and repair, later ones among commits.
-        let delay = match round % 3 {
-            0 => Duration::from_micros(rng.below(20_000)),
-            _ => Duration::from_micros(50_000 + rng.below(400_000)),
+        // Early kills land in open and repair; later ones among commits: those wait for the
+        // writer's first commit (a loaded machine may take long to start it), then a while.
+        let early = round % 3 == 0;
+        let delay = if early {
+            Duration::from_micros(rng.below(20_000))
+        } else {
+            Duration::from_micros(rng.below(300_000))
         };
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -670,16 +673,23 @@ fn kill_9_at_any_moment_loses_no_commit_and_shows_no_partial_one() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
         let reader = thread::spawn(move || {
             let mut committed = None;
             for line in BufReader::new(stdout).lines() {
                 let line = line.unwrap();
                 if let Some(i) = line.strip_prefix("committed ") {
                     committed = Some(i.parse::<usize>().unwrap());
+                    let _ = first_tx.send(());
                 }
             }
             committed
         });
+        if !early {
+            first_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the writer committed nothing in a minute");
+        }
         thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();

@@ -728,18 +728,30 @@ impl StateStore {
             path: dir.to_owned(),
             source,
         })?;
-        let existed = path.exists();
-        let db = Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .set_check_integrity_on_open(true)
-            .create(path)
-            .map_err(|e| match e {
-                DatabaseError::DatabaseAlreadyOpen => StateError::Locked {
-                    path: path.to_owned(),
-                },
-                other => db_err("open the database")(other),
-            })?;
-        if !existed {
+        if !path.exists() {
+            // A new store is made whole under a temporary name and renamed into place, so a
+            // crash while it is being created never leaves a half-made file at `path`.
+            let tmp = dir.join(format!(
+                ".{}.new",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+            ));
+            let _ = fs::remove_file(&tmp);
+            let fresh = Self {
+                db: Self::builder()
+                    .create(&tmp)
+                    .map_err(db_err("create the database"))?,
+                path: tmp.clone(),
+            };
+            fresh.init()?;
+            drop(fresh);
+            let io = |what: &'static str| {
+                let path = tmp.clone();
+                move |source| StateError::Io { what, path, source }
+            };
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io("sync the new database"))?;
+            fs::rename(&tmp, path).map_err(io("rename the new database"))?;
             // The new file's directory entry must outlive a power cut too.
             File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -749,12 +761,25 @@ impl StateStore {
                     source,
                 })?;
         }
+        let db = Self::builder().create(path).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => StateError::Locked {
+                path: path.to_owned(),
+            },
+            other => db_err("open the database")(other),
+        })?;
         let store = Self {
             db,
             path: path.to_owned(),
         };
         store.init()?;
         Ok(store)
+    }
+
+    fn builder() -> Builder {
+        let mut b = Builder::new();
+        b.set_cache_size(CACHE_BYTES)
+            .set_check_integrity_on_open(true);
+        b
     }
 
     /// Opens `<root>/state.redb`.
