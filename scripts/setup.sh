@@ -15,6 +15,10 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # iptables that portmap and bridge's ipMasq drive.
 dpkg -s containernetworking-plugins >/dev/null 2>&1 || need+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+# `openssl` makes the CA and certificates of moat-cri's HTTPS registry tests; ca-certificates is
+# the system CA bundle moat-cri trusts for HTTPS registries.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

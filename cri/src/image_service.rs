@@ -75,6 +75,10 @@ fn registry_code(e: &RegistryError) -> Code {
         | RegistryError::SizeMismatch { .. }
         | RegistryError::TooLarge { .. } => Code::DataLoss,
         RegistryError::Write { .. } => Code::Internal,
+        RegistryError::Certificate { .. }
+        | RegistryError::Redirect { .. }
+        | RegistryError::Url(_) => Code::Unavailable,
+        RegistryError::PlainHttp { .. } | RegistryError::NoHost { .. } => Code::FailedPrecondition,
     }
 }
 

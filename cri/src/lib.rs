@@ -2,7 +2,8 @@
 //! May touch: the host, as root: its root and state directories, registries, CNI, the runtime library.
 //! Never: runs app code outside a sentry, or uses image content whose digest it has not checked.
 //!
-//! The image half: [`reference`] parsing, the [`registry`] client, the content-addressed
+//! The image half: [`reference`] parsing, the [`registry`] client and the per-registry
+//! [`hosts`] it reaches (mirrors, TLS, plain HTTP), the content-addressed
 //! [`store`] with shared unpacked [`layer`]s, and [`pull`], which ties them together. The gRPC
 //! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version and Status
 //! so far), and [`server`], which serves them on a unix socket as [`config`] says. The pod
@@ -14,8 +15,10 @@ pub mod api;
 pub mod cni;
 pub mod config;
 pub mod digest;
+pub mod hosts;
 pub mod image_service;
 pub mod layer;
+pub mod logs;
 pub mod netns;
 pub mod oci;
 pub mod pull;

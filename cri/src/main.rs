@@ -6,13 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
-use moat_cri::config::Config;
-use serde::Deserialize;
+use moat_cri::cni::split_bin_dirs;
+use moat_cri::config::{Config, Settings};
 use tokio::signal::unix::{signal, SignalKind};
-
-const DEFAULT_LISTEN: &str = "unix:///run/moat/moat-cri.sock";
-const DEFAULT_ROOT: &str = "/var/lib/moat";
-const DEFAULT_STATE: &str = "/run/moat";
 
 /// Serve the Kubernetes CRI v1 (RuntimeService and ImageService) for Moat.
 #[derive(Debug, Parser)]
@@ -21,65 +17,72 @@ struct Cli {
     /// The socket to serve on: unix:///PATH or an absolute path [default: unix:///run/moat/moat-cri.sock].
     #[arg(long)]
     listen: Option<String>,
-    /// Directory of persistent data (images, later pods and containers) [default: /var/lib/moat].
+    /// Directory of persistent data (images, pods, containers) [default: /var/lib/moat].
     #[arg(long)]
     root: Option<PathBuf>,
     /// Directory of runtime state that does not outlive a reboot [default: /run/moat].
     #[arg(long)]
     state: Option<PathBuf>,
-    /// TOML file with the same keys as these flags; a flag given on the command line wins.
+    /// Directory of CNI network configurations [default: /etc/cni/net.d].
     #[arg(long)]
-    config: Option<PathBuf>,
+    cni_conf_dir: Option<PathBuf>,
+    /// Colon-separated directories searched for CNI plugins [default: /usr/lib/cni:/opt/cni/bin].
+    #[arg(long)]
+    cni_bin_dir: Option<String>,
     /// A runtime handler (RuntimeClass handler) name to serve; repeatable [default: moat].
     #[arg(long = "runtime-handler")]
     runtime_handlers: Vec<String>,
-    /// A registry host (name[:port]) to reach over plain HTTP; repeatable. Loopback always is.
+    /// IP:PORT the exec/attach/port-forward streaming server listens on; port 0 picks a free one
+    /// [default: 127.0.0.1:0].
+    #[arg(long)]
+    streaming_address: Option<String>,
+    /// Directory of per-registry settings, <dir>/<host[:port]>/hosts.toml as in containerd:
+    /// mirrors (which replace the registry), CAs, plain HTTP [default: /etc/moat/certs.d, read
+    /// if it exists].
+    #[arg(long)]
+    registry_config_dir: Option<PathBuf>,
+    /// A registry (host[:port], as images name it) to reach over plain HTTP; repeatable.
+    /// Loopback registries always are, unless their hosts.toml asks for TLS.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// TOML file with the same keys in snake_case (runtime_handlers and insecure_registries are
+    /// lists; cni_bin_dir a list or a colon-separated string); a flag given here wins.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-/// The `--config` file: the flags' keys, all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    listen: Option<String>,
-    root: Option<PathBuf>,
-    state: Option<PathBuf>,
-    runtime_handler: Option<Vec<String>>,
-    insecure_registry: Option<Vec<String>>,
+impl Cli {
+    /// The settings given on the command line.
+    fn settings(&self) -> Settings {
+        let nonempty = |v: &Vec<String>| Some(v.clone()).filter(|v| !v.is_empty());
+        Settings {
+            listen: self.listen.clone(),
+            root: self.root.clone(),
+            state: self.state.clone(),
+            cni_conf_dir: self.cni_conf_dir.clone(),
+            cni_bin_dirs: self.cni_bin_dir.as_deref().map(split_bin_dirs),
+            runtime_handlers: nonempty(&self.runtime_handlers),
+            streaming_address: self.streaming_address.clone(),
+            registry_config_dir: self.registry_config_dir.clone(),
+            insecure_registries: nonempty(&self.insecure_registries),
+        }
+    }
 }
 
-fn read_config_file(path: &Path) -> anyhow::Result<FileConfig> {
+fn read_config_file(path: &Path) -> anyhow::Result<Settings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("cannot parse config file {}", path.display()))
+    Settings::from_toml(&text)
+        .with_context(|| format!("cannot parse config file {}", path.display()))
 }
 
 /// Merges flags over the config file over the defaults, and validates the result.
-fn config(cli: Cli) -> anyhow::Result<Config> {
+fn config(cli: &Cli) -> anyhow::Result<Config> {
     let file = match &cli.config {
         Some(p) => read_config_file(p)?,
-        None => FileConfig::default(),
+        None => Settings::default(),
     };
-    let nonempty = |v: Vec<String>| Some(v).filter(|v| !v.is_empty());
-    Config::new(
-        &cli.listen
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
-        cli.root
-            .or(file.root)
-            .unwrap_or_else(|| DEFAULT_ROOT.into()),
-        cli.state
-            .or(file.state)
-            .unwrap_or_else(|| DEFAULT_STATE.into()),
-        nonempty(cli.runtime_handlers)
-            .or(file.runtime_handler)
-            .unwrap_or_default(),
-        nonempty(cli.insecure_registries)
-            .or(file.insecure_registry)
-            .unwrap_or_default(),
-    )
-    .context("invalid configuration")
+    Config::from_settings(cli.settings().or(file)).context("invalid configuration")
 }
 
 #[tokio::main]
@@ -91,7 +94,13 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = config(Cli::parse())?;
+    let config = config(&Cli::parse())?;
+    tracing::info!(
+        registry_config_dir = %config.registry_config_dir.display(),
+        registries = ?config.registry_hosts.namespaces().collect::<Vec<_>>(),
+        streaming_address = %config.streaming_address,
+        "configured"
+    );
     let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     let shutdown = async move {

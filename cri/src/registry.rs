@@ -1,23 +1,44 @@
 //! A client of the OCI distribution API: manifests and blobs, anonymous, with basic auth, or
-//! through the bearer-token flow (`WWW-Authenticate: Bearer realm=...` → token → retry).
-//! May touch: the network, toward the registry host of a reference and the token realm it names.
+//! through the bearer-token flow (`WWW-Authenticate: Bearer realm=...` → token → retry), over
+//! HTTP or HTTPS (rustls, ring), to the hosts [`RegistryHosts`] names for a registry.
+//! May touch: the network, toward the configured hosts of a reference's registry, and the token
+//! realms and redirect targets they name.
 //! Never: hands out a manifest or blob byte whose sha256 was not checked against the digest asked
-//! for; reads more than a descriptor's size or [`MAX_MANIFEST`] from a server.
+//! for; reads more than a descriptor's size or [`MAX_MANIFEST`] from a server; sends a request
+//! over plain HTTP to a host that [`RegistryHosts::plain_http_allowed`] refuses; sends
+//! credentials anywhere but to the configured hosts of the reference's registry and the token
+//! realm they name (never along a redirect to another host).
 //!
-//! Plain HTTP is used for loopback hosts and hosts marked insecure; everything else is HTTPS (not
-//! built in yet: such pulls fail with a transport error).
+//! Hosts are tried in order ([`crate::hosts`] says which): a host that fails before its answer's
+//! body is used gives way to the next; the error returned is the first host's. Redirects are
+//! followed here (at most [`MAX_REDIRECTS`]), each target checked like the first URL. HTTPS trusts
+//! the system's CA bundle plus the host's own CAs; one agent (connection pool and TLS settings) is
+//! kept per host and TLS settings.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use url::Url;
+
 use crate::digest::{Digest, Hashing};
+use crate::hosts::{authority, BadUrl, Capability, Endpoint, RegistryHosts, Tls};
 use crate::oci::MANIFEST_ACCEPT;
 use crate::reference::Reference;
 
 /// The largest manifest or token response read, in bytes.
 pub const MAX_MANIFEST: u64 = 4 << 20;
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 5;
+/// Debian's bundle of the system's trusted CAs (package `ca-certificates`).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Why a registry request failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +49,23 @@ pub enum RegistryError {
         #[source]
         source: Box<ureq::Error>,
     },
+    #[error("the TLS certificate of {url} is not trusted (its hosts.toml may need a ca)")]
+    Certificate {
+        url: String,
+        #[source]
+        source: Box<rustls::Error>,
+    },
+    #[error("refusing plain HTTP to {url}: only loopback hosts and hosts marked insecure may be reached without TLS")]
+    PlainHttp { url: String },
+    #[error("no host configured for registry {registry} may {capability}")]
+    NoHost {
+        registry: String,
+        capability: Capability,
+    },
+    #[error("{url} redirected {reason}")]
+    Redirect { url: String, reason: &'static str },
+    #[error(transparent)]
+    Url(#[from] BadUrl),
     #[error("{url} answered status {status}: {body}")]
     Status {
         url: String,
@@ -89,10 +127,23 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Per-client settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// Hosts (`name[:port]`) reached over plain HTTP besides loopback.
-    pub insecure_hosts: Vec<String>,
+    /// Which hosts serve each registry, their TLS settings, and where plain HTTP may go.
+    pub hosts: RegistryHosts,
+    /// A PEM bundle of CAs trusted for every HTTPS host (besides the host's own); `None` trusts
+    /// only the hosts' own.
+    pub system_roots: Option<PathBuf>,
+}
+
+impl Default for RegistryOptions {
+    /// No per-registry settings (loopback over HTTP, the rest over HTTPS), the system's CAs.
+    fn default() -> Self {
+        Self {
+            hosts: RegistryHosts::default(),
+            system_roots: Some(SYSTEM_CA_BUNDLE.into()),
+        }
+    }
 }
 
 /// A manifest as the registry returned it, its digest checked.
@@ -103,50 +154,125 @@ pub struct FetchedManifest {
     pub bytes: Vec<u8>,
 }
 
-/// A thread-safe registry client; bearer tokens are cached per host, repository and credentials.
+/// A thread-safe registry client; bearer tokens are cached per host, repository and
+/// credentials, agents per host and TLS settings.
 #[derive(Debug)]
 pub struct RegistryClient {
-    agent: ureq::Agent,
-    options: RegistryOptions,
+    hosts: RegistryHosts,
+    provider: Arc<CryptoProvider>,
+    /// The system's CAs, the base of every agent's trust.
+    roots: RootCertStore,
+    agents: Mutex<HashMap<(String, Tls), ureq::Agent>>,
     /// Bearer tokens by (host, repository, [`creds_fingerprint`]).
     tokens: Mutex<HashMap<(String, String, Digest), String>>,
 }
 
+/// The host a request is meant for: it alone gets the request's credentials and its TLS
+/// settings.
+struct Origin<'a> {
+    authority: String,
+    tls: &'a Tls,
+}
+
+impl<'a> Origin<'a> {
+    fn of(host: &'a Endpoint) -> Self {
+        Self {
+            authority: host.authority(),
+            tls: host.tls(),
+        }
+    }
+}
+
+/// A host's failure: whether the next host may be tried.
+enum Failure {
+    /// Nothing of the answer was used: the next host may serve the request.
+    Next(RegistryError),
+    /// The answer was partly used (a blob streamed to its sink): the request fails.
+    Stop(RegistryError),
+}
+
 impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(30))
-            .timeout_read(Duration::from_secs(300))
-            .redirects(5)
-            .user_agent(concat!("moat-cri/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let roots = match &options.system_roots {
+            Some(path) => system_roots(path),
+            None => RootCertStore::empty(),
+        };
         Self {
-            agent,
-            options,
+            hosts: options.hosts,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            roots,
+            agents: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    fn base_url(&self, r: &Reference) -> String {
-        let host = r.api_host();
-        let plain = is_loopback(host) || self.options.insecure_hosts.iter().any(|h| h == host);
-        format!(
-            "{}://{host}/v2/{}",
-            if plain { "http" } else { "https" },
-            r.repository()
-        )
+    /// Runs `op` on each host of `r` that can do `cap`, in order, until one succeeds or fails
+    /// with [`Failure::Stop`]; if all fail, the first host's error.
+    fn on_hosts<T>(
+        &self,
+        r: &Reference,
+        cap: Capability,
+        mut op: impl FnMut(&Endpoint) -> Result<T, Failure>,
+    ) -> Result<T, RegistryError> {
+        let hosts: Vec<Endpoint> = self
+            .hosts
+            .endpoints(r)?
+            .into_iter()
+            .filter(|e| e.can(cap))
+            .collect();
+        let mut first = None;
+        for (i, host) in hosts.iter().enumerate() {
+            match op(host) {
+                Ok(v) => return Ok(v),
+                Err(Failure::Stop(e)) => return Err(e),
+                Err(Failure::Next(e)) => {
+                    if hosts.len() > 1 {
+                        tracing::warn!(
+                            registry = r.registry(),
+                            host = %host.url(),
+                            error = %error_chain(&e),
+                            left = hosts.len() - i - 1,
+                            "registry host failed"
+                        );
+                    }
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.unwrap_or_else(|| RegistryError::NoHost {
+            registry: r.registry().to_owned(),
+            capability: cap,
+        }))
     }
 
     /// GETs the manifest `reference` (a tag or a digest) of `r`'s repository. A digest reference
     /// is checked against the bytes; for a tag, the registry's `Docker-Content-Digest` must match.
+    /// A tag goes to hosts that may resolve, a digest to hosts that may pull.
     pub fn get_manifest(
         &self,
         r: &Reference,
         reference: &str,
         creds: Option<&Credentials>,
     ) -> Result<FetchedManifest, RegistryError> {
-        let url = format!("{}/manifests/{reference}", self.base_url(r));
-        let resp = self.send(r, &url, MANIFEST_ACCEPT, creds)?;
+        let cap = match Digest::parse(reference) {
+            Ok(_) => Capability::Pull,
+            Err(_) => Capability::Resolve,
+        };
+        self.on_hosts(r, cap, |host| {
+            self.manifest_from(host, r, reference, creds)
+                .map_err(Failure::Next)
+        })
+    }
+
+    fn manifest_from(
+        &self,
+        host: &Endpoint,
+        r: &Reference,
+        reference: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let url = host.api_url(r.repository(), "manifests", reference);
+        let resp = self.send(host, r, &url, MANIFEST_ACCEPT, creds)?;
         let content_type = Some(resp.content_type().to_owned()).filter(|c| !c.is_empty());
         let header_digest = resp.header("Docker-Content-Digest").map(str::to_owned);
         let bytes = read_limited(resp, &url, MAX_MANIFEST)?;
@@ -183,45 +309,19 @@ impl RegistryClient {
         creds: Option<&Credentials>,
         sink: &mut dyn Write,
     ) -> Result<(), RegistryError> {
-        let url = format!("{}/blobs/{digest}", self.base_url(r));
-        let resp = self.send(r, &url, "*/*", creds)?;
-        let mut body = resp.into_reader().take(size.saturating_add(1));
-        let mut w = Hashing::new(sink);
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(RegistryError::Read { url, source }),
-            };
-            let chunk = buf.get(..n).unwrap_or(&buf);
-            w.write_all(chunk).map_err(|source| RegistryError::Write {
-                url: url.clone(),
-                source,
-            })?;
-        }
-        if w.len() != size {
-            return Err(RegistryError::SizeMismatch {
-                url,
-                expected: size,
-                actual: w.len(),
-            });
-        }
-        let (actual, _) = w.finish();
-        if &actual != digest {
-            return Err(RegistryError::DigestMismatch {
-                url,
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        Ok(())
+        self.on_hosts(r, Capability::Pull, |host| {
+            let url = host.api_url(r.repository(), "blobs", &digest.to_string());
+            let resp = self
+                .send(host, r, &url, "*/*", creds)
+                .map_err(Failure::Next)?;
+            read_blob(resp, url, digest, size, &mut *sink).map_err(Failure::Stop)
+        })
     }
 
-    /// Sends a GET, answering one authentication challenge if the registry poses one.
+    /// Sends a GET to `host`, answering one authentication challenge if the registry poses one.
     fn send(
         &self,
+        host: &Endpoint,
         r: &Reference,
         url: &str,
         accept: &str,
@@ -230,7 +330,7 @@ impl RegistryClient {
         // A token is reused only with the credentials that earned it: a request with other (or
         // no) credentials must not ride on someone else's access.
         let key = (
-            r.api_host().to_owned(),
+            host.authority(),
             r.repository().to_owned(),
             creds_fingerprint(creds),
         );
@@ -245,7 +345,8 @@ impl RegistryClient {
             (None, Some(Credentials::Bearer(t))) => Some(format!("Bearer {t}")),
             (None, _) => None,
         };
-        let challenge = match self.get(url, accept, first.as_deref())? {
+        let origin = Origin::of(host);
+        let challenge = match self.get(&origin, url, accept, first.as_deref())? {
             Ok(resp) => return Ok(resp),
             Err(challenge) => challenge,
         };
@@ -269,7 +370,7 @@ impl RegistryClient {
                 scope,
             } => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", r.repository()));
-                let token = self.fetch_token(&realm, service.as_deref(), &scope, creds)?;
+                let token = self.fetch_token(host, &realm, service.as_deref(), &scope, creds)?;
                 self.tokens
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -277,7 +378,7 @@ impl RegistryClient {
                 format!("Bearer {token}")
             }
         };
-        match self.get(url, accept, Some(&auth))? {
+        match self.get(&origin, url, accept, Some(&auth))? {
             Ok(resp) => Ok(resp),
             Err(_) => Err(RegistryError::Unauthorized {
                 url: url.to_owned(),
@@ -285,42 +386,120 @@ impl RegistryClient {
         }
     }
 
-    /// One GET: the response, or the `WWW-Authenticate` header of a 401.
+    /// One GET, following redirects: the response, or the `WWW-Authenticate` header of a 401.
+    /// Every URL on the way is checked against the plain-HTTP policy before it is requested;
+    /// `auth` and the TLS settings of `origin` go to `origin`'s host only, never to another host
+    /// that a redirect names.
     fn get(
         &self,
+        origin: &Origin<'_>,
         url: &str,
         accept: &str,
         auth: Option<&str>,
     ) -> Result<Result<ureq::Response, String>, RegistryError> {
-        let mut req = self.agent.get(url).set("Accept", accept);
-        if let Some(a) = auth {
-            req = req.set("Authorization", a);
-        }
-        match req.call() {
-            Ok(resp) => Ok(Ok(resp)),
-            Err(ureq::Error::Status(401, resp)) => Ok(Err(resp
-                .header("WWW-Authenticate")
-                .unwrap_or_default()
-                .to_owned())),
-            Err(ureq::Error::Status(status, resp)) => {
-                let body = read_limited(resp, url, 512)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                Err(RegistryError::Status {
-                    url: url.to_owned(),
-                    status,
-                    body,
-                })
+        let default_tls = Tls::default();
+        let mut url = parse_url(url)?;
+        for _ in 0..=MAX_REDIRECTS {
+            let here = authority(&url);
+            match url.scheme() {
+                "https" => {}
+                "http" if self.hosts.plain_http_allowed(&here) => {}
+                "http" => return Err(RegistryError::PlainHttp { url: url.into() }),
+                _ => {
+                    return Err(RegistryError::Redirect {
+                        url: url.into(),
+                        reason: "to a scheme other than http or https",
+                    })
+                }
             }
-            Err(e) => Err(RegistryError::Transport {
-                url: url.to_owned(),
-                source: Box::new(e),
-            }),
+            let same = here == origin.authority;
+            let agent = self.agent(here, if same { origin.tls } else { &default_tls });
+            let mut req = agent.get(url.as_str()).set("Accept", accept);
+            if let Some(a) = auth.filter(|_| same) {
+                req = req.set("Authorization", a);
+            }
+            match req.call() {
+                Ok(resp) if (300..400).contains(&resp.status()) => {
+                    let Some(location) = resp.header("Location") else {
+                        return Err(RegistryError::Redirect {
+                            url: url.into(),
+                            reason: "without a Location",
+                        });
+                    };
+                    let next = url.join(location).map_err(|source| BadUrl {
+                        url: location.to_owned(),
+                        source,
+                    })?;
+                    tracing::debug!(from = %url, to = %next, "redirect");
+                    url = next;
+                }
+                Ok(resp) => return Ok(Ok(resp)),
+                Err(ureq::Error::Status(401, resp)) => {
+                    return Ok(Err(resp
+                        .header("WWW-Authenticate")
+                        .unwrap_or_default()
+                        .to_owned()))
+                }
+                Err(ureq::Error::Status(status, resp)) => {
+                    let body = read_limited(resp, url.as_str(), 512)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    return Err(RegistryError::Status {
+                        url: url.into(),
+                        status,
+                        body,
+                    });
+                }
+                Err(e) => return Err(transport_error(url.as_str(), e)),
+            }
         }
+        Err(RegistryError::Redirect {
+            url: url.into(),
+            reason: "too many times",
+        })
+    }
+
+    /// The agent for `authority` with `tls`, made on first use.
+    fn agent(&self, authority: String, tls: &Tls) -> ureq::Agent {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents
+            .entry((authority, tls.clone()))
+            .or_insert_with(|| {
+                ureq::AgentBuilder::new()
+                    .timeout_connect(Duration::from_secs(30))
+                    .timeout_read(Duration::from_secs(300))
+                    .redirects(0)
+                    .user_agent(concat!("moat-cri/", env!("CARGO_PKG_VERSION")))
+                    .tls_config(self.tls_config(tls))
+                    .build()
+            })
+            .clone()
+    }
+
+    /// The system's CAs plus `tls.cas`, or any certificate with `skip_verify`.
+    fn tls_config(&self, tls: &Tls) -> Arc<rustls::ClientConfig> {
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .expect("ring offers cipher suites for TLS 1.2 and 1.3");
+        let config = if tls.skip_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(Arc::clone(
+                    &self.provider,
+                ))))
+                .with_no_client_auth()
+        } else {
+            let mut roots = self.roots.clone();
+            // hosts.rs checked each CA when it loaded it.
+            roots.add_parsable_certificates(tls.cas.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        Arc::new(config)
     }
 
     fn fetch_token(
         &self,
+        host: &Endpoint,
         realm: &str,
         service: Option<&str>,
         scope: &str,
@@ -329,39 +508,37 @@ impl RegistryClient {
         if let Some(Credentials::Bearer(t)) = creds {
             return Ok(t.clone());
         }
-        let mut req = self.agent.get(realm).query("scope", scope);
+        let mut url = parse_url(realm)?;
+        url.query_pairs_mut().append_pair("scope", scope);
         if let Some(s) = service {
-            req = req.query("service", s);
+            url.query_pairs_mut().append_pair("service", s);
         }
-        if let Some(Credentials::Basic { username, password }) = creds {
-            req = req.set(
-                "Authorization",
-                &format!(
-                    "Basic {}",
-                    base64(format!("{username}:{password}").as_bytes())
-                ),
-            );
-        }
-        let resp = match req.call() {
-            Ok(resp) => resp,
-            Err(ureq::Error::Status(401 | 403, _)) => {
+        let basic = match creds {
+            Some(Credentials::Basic { username, password }) => Some(format!(
+                "Basic {}",
+                base64(format!("{username}:{password}").as_bytes())
+            )),
+            _ => None,
+        };
+        // The realm is where the credentials go (it may be another host than the registry's,
+        // as auth.docker.io is); it shares the host's TLS settings only if it is the host.
+        let realm_host = authority(&url);
+        let origin = Origin {
+            tls: if realm_host == host.authority() {
+                host.tls()
+            } else {
+                &Tls::default()
+            },
+            authority: realm_host,
+        };
+        let resp = match self.get(&origin, url.as_str(), "application/json", basic.as_deref()) {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(_)) | Err(RegistryError::Status { status: 403, .. }) => {
                 return Err(RegistryError::Unauthorized {
                     url: realm.to_owned(),
                 })
             }
-            Err(ureq::Error::Status(status, _)) => {
-                return Err(RegistryError::Status {
-                    url: realm.to_owned(),
-                    status,
-                    body: String::new(),
-                })
-            }
-            Err(e) => {
-                return Err(RegistryError::Transport {
-                    url: realm.to_owned(),
-                    source: Box::new(e),
-                })
-            }
+            Err(e) => return Err(e),
         };
         let bytes = read_limited(resp, realm, MAX_MANIFEST)?;
         #[derive(serde::Deserialize)]
@@ -382,6 +559,48 @@ impl RegistryClient {
     }
 }
 
+/// Streams a blob's body into `sink`, checking its size and digest.
+fn read_blob(
+    resp: ureq::Response,
+    url: String,
+    digest: &Digest,
+    size: u64,
+    sink: &mut dyn Write,
+) -> Result<(), RegistryError> {
+    let mut body = resp.into_reader().take(size.saturating_add(1));
+    let mut w = Hashing::new(sink);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(RegistryError::Read { url, source }),
+        };
+        let chunk = buf.get(..n).unwrap_or(&buf);
+        w.write_all(chunk).map_err(|source| RegistryError::Write {
+            url: url.clone(),
+            source,
+        })?;
+    }
+    if w.len() != size {
+        return Err(RegistryError::SizeMismatch {
+            url,
+            expected: size,
+            actual: w.len(),
+        });
+    }
+    let (actual, _) = w.finish();
+    if &actual != digest {
+        return Err(RegistryError::DigestMismatch {
+            url,
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
 fn read_limited(resp: ureq::Response, url: &str, limit: u64) -> Result<Vec<u8>, RegistryError> {
     let mut bytes = Vec::new();
     resp.into_reader()
@@ -400,16 +619,118 @@ fn read_limited(resp: ureq::Response, url: &str, limit: u64) -> Result<Vec<u8>, 
     Ok(bytes)
 }
 
-fn is_loopback(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => n,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+fn parse_url(url: &str) -> Result<Url, BadUrl> {
+    Url::parse(url).map_err(|source| BadUrl {
+        url: url.to_owned(),
+        source,
+    })
+}
+
+/// A failed request's error; a certificate rustls refused becomes [`RegistryError::Certificate`].
+fn transport_error(url: &str, e: ureq::Error) -> RegistryError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        // rustls' error reaches us inside the io::Error of the TLS stream, which `source()`
+        // skips over: look inside it too.
+        let inner = err
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
+            inner.or_else(|| err.downcast_ref::<rustls::Error>())
+        {
+            return RegistryError::Certificate {
+                url: url.to_owned(),
+                source: Box::new(tls.clone()),
+            };
+        }
+        cur = err.source();
+    }
+    RegistryError::Transport {
+        url: url.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// An error and its causes on one line, for logs.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The CAs of the PEM bundle at `path`; a missing or unreadable bundle leaves only the hosts'
+/// own CAs trusted, which is logged.
+fn system_roots(path: &Path) -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    match std::fs::read(path) {
+        Ok(pem) => {
+            let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
+            let (added, ignored) = roots.add_parsable_certificates(certs);
+            tracing::debug!(bundle = %path.display(), added, ignored, "system CAs loaded");
+        }
+        Err(e) => tracing::warn!(
+            bundle = %path.display(),
+            error = %e,
+            "no system CA bundle: only CAs from hosts.toml files are trusted"
+        ),
+    }
+    roots
+}
+
+/// The verifier of hosts with `skip_verify`: any certificate chain and name is accepted, but the
+/// handshake's signatures are still checked (the peer holds the key of the certificate it sent).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// An authentication challenge of a 401 response.
@@ -559,13 +880,5 @@ mod tests {
         for (i, o) in v {
             assert_eq!(base64(i.as_bytes()), o);
         }
-    }
-
-    #[test]
-    fn loopback_hosts_are_recognized() {
-        assert!(is_loopback("127.0.0.1:5000"));
-        assert!(is_loopback("localhost"));
-        assert!(is_loopback("[::1]:80"));
-        assert!(!is_loopback("registry.example.com:5000"));
     }
 }

@@ -515,7 +515,7 @@ async fn config_file_is_read_and_flags_override_it() {
     fs::write(
         &cfg,
         format!(
-            "listen = \"unix://{}\"\nruntime-handler = [\"from-file\"]\n",
+            "listen = \"unix://{}\"\nruntime_handlers = [\"from-file\"]\n",
             from_file.display()
         ),
     )
@@ -554,4 +554,103 @@ async fn config_file_is_read_and_flags_override_it() {
         err.contains("cannot parse config file") && err.contains("lisen"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_config_dir_sends_pulls_to_an_https_mirror() {
+    let certs = TestCerts::new();
+    let mirror = Registry::start_with(&RegistrySpec {
+        tls: Some(&certs),
+        ..RegistrySpec::default()
+    });
+    let pushed = push_busybox(&mirror, "cri/mirrored", "1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs_d = dir.path().join("certs.d");
+    for (ns, text) in [
+        (
+            "registry.moat-test.invalid",
+            format!(
+                "[host.\"https://{}\"]\nca = \"{}\"\n",
+                mirror.addr,
+                certs.ca.display()
+            ),
+        ),
+        (
+            "untrusted.moat-test.invalid",
+            format!("server = \"https://{}\"\n", mirror.addr),
+        ),
+    ] {
+        fs::create_dir_all(certs_d.join(ns)).expect("namespace dir");
+        fs::write(certs_d.join(ns).join("hosts.toml"), text).expect("hosts.toml");
+    }
+    let d = Daemon::start(
+        dir.path(),
+        &[&format!("--registry-config-dir={}", certs_d.display())],
+    );
+    let mut images = d.images().await;
+    let image = "registry.moat-test.invalid/cri/mirrored:1";
+    let id = pull(&mut images, image)
+        .await
+        .expect("PullImage through the mirror");
+    assert_eq!(id, pushed.config.to_string());
+    assert_eq!(
+        status_of(&mut images, image)
+            .await
+            .image
+            .map(|i| i.repo_tags),
+        Some(vec![image.to_owned()])
+    );
+
+    let err = pull(&mut images, "untrusted.moat-test.invalid/cri/mirrored:1")
+        .await
+        .expect_err("a certificate of an unknown CA");
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(
+        err.message().contains("is not trusted") && err.message().contains("UnknownIssuer"),
+        "{}",
+        err.message()
+    );
+    assert_serving(&d).await;
+}
+
+#[test]
+fn bad_flags_and_registry_settings_stop_moat_cri_before_it_listens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("cri.sock");
+    let certs_d = dir.path().join("certs.d");
+    fs::create_dir_all(certs_d.join("reg.example")).expect("namespace dir");
+    fs::write(
+        certs_d.join("reg.example/hosts.toml"),
+        "[host.\"https://mirror.example\"]\nproxy = \"http://proxy.example:3128\"\n",
+    )
+    .expect("hosts.toml");
+    let bad_hosts = format!("--registry-config-dir={}", certs_d.display());
+    for (flag, expected) in [
+        (bad_hosts.as_str(), "proxy is not supported"),
+        (
+            "--registry-config-dir=/nonexistent/certs.d",
+            "/nonexistent/certs.d does not exist",
+        ),
+        ("--streaming-address=localhost:0", "streaming address"),
+        (
+            "--cni-bin-dir=/usr/lib/cni:relative",
+            "not an absolute path",
+        ),
+        ("--runtime-handler=Bad", "runtime handler name"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_moat-cri"))
+            .arg(format!("--listen={}", socket.display()))
+            .arg(format!("--root={}", dir.path().join("root").display()))
+            .arg(format!("--state={}", dir.path().join("state").display()))
+            .arg(flag)
+            .output()
+            .expect("run moat-cri");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag}: {err}");
+        assert!(
+            err.contains("invalid configuration") && err.contains(expected),
+            "{flag}: {err}"
+        );
+        assert!(!socket.exists(), "{flag}: nothing was served");
+    }
 }

@@ -26,7 +26,19 @@ pub struct Registry {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub addr: String,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// An agent that reaches it (trusting its CA when it serves HTTPS).
     pub agent: ureq::Agent,
+}
+
+/// How a test registry serves.
+#[derive(Default)]
+pub struct RegistrySpec<'a> {
+    /// Serve HTTPS with these certificates.
+    pub tls: Option<&'a TestCerts>,
+    /// Log every request to `registry.log` (see [`Registry::requests`]).
+    pub access_log: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -37,11 +49,16 @@ pub fn free_port() -> u16 {
 }
 
 impl Registry {
-    /// Starts a registry; a start that lost its port to another process is tried again.
+    /// Starts a plain-HTTP registry; a start that lost its port to another process is tried
+    /// again.
     pub fn start() -> Self {
+        Self::start_with(&RegistrySpec::default())
+    }
+
+    pub fn start_with(spec: &RegistrySpec<'_>) -> Self {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start_with(spec) {
                 Ok(reg) => return reg,
                 Err(log) => last = log,
             }
@@ -50,6 +67,10 @@ impl Registry {
     }
 
     pub fn try_start() -> Result<Self, String> {
+        Self::try_start_with(&RegistrySpec::default())
+    }
+
+    pub fn try_start_with(spec: &RegistrySpec<'_>) -> Result<Self, String> {
         let bin = REGISTRY_BINS.iter().find(|b| Path::new(b).is_file()).unwrap_or_else(|| {
             panic!(
                 "docker-registry not found (looked at {REGISTRY_BINS:?}): install the Debian package \
@@ -59,10 +80,18 @@ impl Registry {
         let dir = tempfile::tempdir().expect("tempdir for registry");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: {addr}\n",
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: {addr}\n",
+            !spec.access_log,
             dir.path().join("data").display()
         );
+        if let Some(certs) = spec.tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                certs.cert.display(),
+                certs.key.display()
+            ));
+        }
         let cfg_path = dir.path().join("config.yml");
         fs::write(&cfg_path, config).expect("write registry config");
         let log = fs::File::create(dir.path().join("registry.log")).expect("registry log");
@@ -74,14 +103,16 @@ impl Registry {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .build();
+        let mut agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30));
+        if let Some(certs) = spec.tls {
+            agent = agent.tls_config(certs.client_config());
+        }
         let mut reg = Self {
             child,
             dir,
             addr,
-            agent,
+            scheme: if spec.tls.is_some() { "https" } else { "http" },
+            agent: agent.build(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -90,12 +121,7 @@ impl Registry {
                     fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default();
                 return Err(format!("exit status {status}\n{log}"));
             }
-            if reg
-                .agent
-                .get(&format!("http://{}/v2/", reg.addr))
-                .call()
-                .is_ok()
-            {
+            if reg.agent.get(&format!("{}/v2/", reg.base())).call().is_ok() {
                 return Ok(reg);
             }
             assert!(
@@ -107,18 +133,34 @@ impl Registry {
         }
     }
 
+    /// `scheme://addr`.
+    pub fn base(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The GET request lines (`GET /v2/... HTTP/1.1`) of its access log, without the readiness
+    /// probes (`/v2/`) and pushes: empty unless started with `access_log`.
+    pub fn requests(&self) -> Vec<String> {
+        let log = fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| l.split('"').nth(1))
+            .filter(|r| r.starts_with("GET /v2/") && !r.starts_with("GET /v2/ "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let d = Digest::of(bytes);
         let resp = self
             .agent
-            .post(&format!("http://{}/v2/{repo}/blobs/uploads/", self.addr))
+            .post(&format!("{}/v2/{repo}/blobs/uploads/", self.base()))
             .call()
             .expect("start blob upload");
         let loc = resp.header("Location").expect("upload location").to_owned();
         let loc = if loc.starts_with("http") {
             loc
         } else {
-            format!("http://{}{loc}", self.addr)
+            format!("{}{loc}", self.base())
         };
         let sep = if loc.contains('?') { '&' } else { '?' };
         self.agent
@@ -137,10 +179,7 @@ impl Registry {
         bytes: &[u8],
     ) -> Digest {
         self.agent
-            .put(&format!(
-                "http://{}/v2/{repo}/manifests/{reference}",
-                self.addr
-            ))
+            .put(&format!("{}/v2/{repo}/manifests/{reference}", self.base()))
             .set("Content-Type", media_type)
             .send_bytes(bytes)
             .unwrap_or_else(|e| panic!("push manifest {repo}:{reference}: {e}"));
@@ -165,6 +204,135 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost that it signed, made with the
+/// `openssl` CLI; and a second CA that signed nothing.
+pub struct TestCerts {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// A CA unrelated to the server's certificate.
+    pub other_ca: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run openssl ({e}): install the Debian package `openssl` (scripts/setup.sh does)")
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestCerts {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir for certificates");
+        let d = dir.path();
+        for (name, cn) in [("ca", "moat test CA"), ("other-ca", "moat other CA")] {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-nodes",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                ],
+            );
+        }
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        );
+        fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write extensions");
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+        Self {
+            ca: d.join("ca.pem"),
+            cert: d.join("server.pem"),
+            key: d.join("server.key"),
+            other_ca: d.join("other-ca.pem"),
+            dir,
+        }
+    }
+
+    /// A rustls client config trusting only [`Self::ca`].
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(&self.ca).expect("CA file") {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
     }
 }
 
