@@ -27,8 +27,11 @@
 //!   reset): smoltcp visits every socket on each poll.
 //! - No ICMP errors to sockets: a port-unreachable answer to a UDP datagram does not make the
 //!   next call on a connected socket ECONNREFUSED (a resolver waits out its timeout instead).
-//! - Fixed buffers: sizes come from SO_RCVBUF/SO_SNDBUF at connect/listen time; defaults are
-//!   large ([`DEFAULT_BUFFER`]); a live socket cannot grow.
+//! - Fixed rings: smoltcp's buffers are sized once, from SO_RCVBUF/SO_SNDBUF at connect/listen
+//!   time (default [`DEFAULT_BUFFER`]). The receive side still grows like Linux's autotuning:
+//!   when the app lags and the ring is half full, received bytes move to a growing queue of the
+//!   connection (up to [`RX_GROW_MAX`]) so the window stays open; an explicit SO_RCVBUF turns
+//!   that off, as on Linux. The send side does not grow.
 //! - Unspecified listen addresses take both families: IPv4 peers of AF_INET6 sockets appear
 //!   v4-mapped; IPv6 peers of AF_INET listeners are reset.
 //! - No IP fragmentation: a datagram larger than one packet is EMSGSIZE.
@@ -77,4 +80,4 @@ pub use stack::{
     Family, Readiness, RecvMeta, Shutdown, SocketId, Stack, StackConfig, DEFAULT_BUFFER,
     EPHEMERAL_PORTS, MAX_BUFFER, MIN_BUFFER,
 };
-pub use tcp::{CONNECT_TIMEOUT, MAX_BACKLOG};
+pub use tcp::{CONNECT_TIMEOUT, MAX_BACKLOG, RX_GROW_MAX};

@@ -199,6 +199,8 @@ impl StackConfig {
 pub(crate) struct SockOpts {
     pub(crate) reuse_addr: bool,
     pub(crate) rcvbuf: usize,
+    /// SO_RCVBUF was set: the receive buffer stays that size (no growth), as on Linux.
+    pub(crate) rcvbuf_set: bool,
     pub(crate) sndbuf: usize,
     pub(crate) nodelay: bool,
     pub(crate) keepalive: bool,
@@ -210,6 +212,7 @@ impl Default for SockOpts {
         Self {
             reuse_addr: false,
             rcvbuf: DEFAULT_BUFFER,
+            rcvbuf_set: false,
             sndbuf: DEFAULT_BUFFER,
             nodelay: false,
             keepalive: false,
@@ -453,7 +456,9 @@ impl Stack {
     /// SO_RCVBUF: the receive buffer of connections made after this call (smoltcp cannot resize a
     /// live socket). Clamped to [`MIN_BUFFER`]..=[`MAX_BUFFER`].
     pub fn set_recv_buffer_size(&mut self, id: SocketId, size: usize) -> Result<(), NetError> {
-        self.opts_mut(id)?.rcvbuf = size.clamp(MIN_BUFFER, MAX_BUFFER);
+        let opts = self.opts_mut(id)?;
+        opts.rcvbuf = size.clamp(MIN_BUFFER, MAX_BUFFER);
+        opts.rcvbuf_set = true;
         Ok(())
     }
 
@@ -848,6 +853,21 @@ mod tests {
             }
         }
 
+        /// Bytes `id` has queued and not yet had acknowledged (still in its send buffer).
+        fn unsent(&self, id: SocketId) -> usize {
+            match self.stack.socks.get(&id) {
+                Some(Sock::Tcp(s)) => match &s.mode {
+                    crate::tcp::Mode::Connected(c) => self
+                        .stack
+                        .sockets
+                        .get::<smoltcp::socket::tcp::Socket>(c.handle())
+                        .send_queue(),
+                    _ => 0,
+                },
+                _ => 0,
+            }
+        }
+
         /// A listener at `addr` and one accepted connection: (listener, client, server side).
         fn pair(&mut self, addr: SocketAddr) -> (SocketId, SocketId, SocketId) {
             let family = Family::of(&addr);
@@ -958,6 +978,85 @@ mod tests {
         let c = lo.stack.tcp_socket(Family::V4);
         lo.stack.set_reuse_addr(c, true).unwrap();
         assert_eq!(lo.stack.bind(c, addr), Err(NetError::AddrInUse));
+    }
+
+    /// Sends from `from` to `to` without `to` reading, polling in between, until the sender is
+    /// blocked for a while; returns the bytes it got rid of.
+    fn fill_without_reading(lo: &mut Lo, from: SocketId, limit: usize) -> usize {
+        let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        let mut stalled = 0;
+        while sent < limit && stalled < 50 {
+            let off = sent % 251;
+            match lo.stack.send(from, &chunk[off..]) {
+                Ok(n) => {
+                    sent += n;
+                    stalled = 0;
+                }
+                Err(NetError::WouldBlock) => stalled += 1,
+                Err(e) => panic!("send: {e}"),
+            }
+            lo.run(1);
+        }
+        sent
+    }
+
+    /// Reads everything `sent` bytes long and checks the pattern `fill_without_reading` sent.
+    fn drain_and_check(lo: &mut Lo, to: SocketId, sent: usize) {
+        let mut got = 0;
+        let mut buf = vec![0u8; 70000];
+        while got < sent {
+            match lo.stack.recv(to, &mut buf, false) {
+                Ok(n) => {
+                    for (i, b) in buf[..n].iter().enumerate() {
+                        assert_eq!(usize::from(*b), (got + i) % 251, "byte {}", got + i);
+                    }
+                    got += n;
+                }
+                Err(NetError::WouldBlock) => {}
+                Err(e) => panic!("recv: {e}"),
+            }
+            lo.run(1);
+        }
+        assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn the_receive_buffer_grows_for_a_reader_that_lags_and_loses_nothing() {
+        let mut lo = Lo::new();
+        let (_l, client, server) = lo.pair(SocketAddr::new(LO4, 7011));
+        let sent = fill_without_reading(&mut lo, client, 8 << 20);
+        // A fixed ring would stop the sender at its send buffer plus the receiver's ring.
+        assert!(
+            sent > 2 * DEFAULT_BUFFER + (1 << 20),
+            "only {sent} bytes went before the window closed"
+        );
+        assert!(
+            sent <= crate::tcp::RX_GROW_MAX + DEFAULT_BUFFER,
+            "{sent} bytes buffered"
+        );
+        assert_eq!(lo.stack.recv_queue(server), sent - lo.unsent(client));
+        drain_and_check(&mut lo, server, sent);
+    }
+
+    #[test]
+    fn an_explicit_so_rcvbuf_keeps_the_receive_buffer_fixed() {
+        let mut lo = Lo::new();
+        let addr = SocketAddr::new(LO4, 7012);
+        let listener = lo.stack.tcp_socket(Family::V4);
+        lo.stack.set_recv_buffer_size(listener, 64 * 1024).unwrap();
+        lo.stack.bind(listener, addr).unwrap();
+        lo.stack.listen(listener, 8).unwrap();
+        let client = lo.stack.tcp_socket(Family::V4);
+        assert_eq!(lo.stack.connect(client, addr), Err(NetError::InProgress));
+        lo.run(5);
+        let (server, _) = lo.stack.accept(listener).unwrap();
+        let sent = fill_without_reading(&mut lo, client, 8 << 20);
+        assert!(
+            sent <= DEFAULT_BUFFER + 64 * 1024,
+            "{sent} bytes went past a 64 KiB receive buffer"
+        );
+        drain_and_check(&mut lo, server, sent);
     }
 
     #[test]

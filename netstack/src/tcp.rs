@@ -61,7 +61,15 @@ pub(crate) struct Conn {
     failed: bool,
     /// When connect was called, for telling a timeout from a refusal.
     started: Instant,
+    /// Received bytes moved out of smoltcp's fixed ring when the app lags behind a bulk
+    /// sender: the receive buffer grows (up to [`RX_GROW_MAX`]) and the window stays open,
+    /// as Linux's receive autotuning lets it. Read before what smoltcp still holds.
+    spill: std::collections::VecDeque<u8>,
 }
+
+/// How large a connection's receive buffer may grow (Linux's default `tcp_rmem` maximum),
+/// unless the app fixed it with SO_RCVBUF.
+pub const RX_GROW_MAX: usize = 6 * 1024 * 1024;
 
 impl Conn {
     fn new(handle: SocketHandle, state: State, started: Instant) -> Self {
@@ -72,7 +80,48 @@ impl Conn {
             shut_wr: false,
             failed: false,
             started,
+            spill: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Moves what smoltcp holds into the spill when its ring is at least half full, within
+    /// `limit` bytes of spill.
+    fn grow_receive(&mut self, socket: &mut tcp::Socket<'_>, limit: usize) {
+        let queued = socket.recv_queue();
+        if self.spill.len() >= limit || queued == 0 || queued * 2 < socket.recv_capacity() {
+            return;
+        }
+        let mut take = queued.min(limit - self.spill.len());
+        while take > 0 {
+            let spill = &mut self.spill;
+            let moved = socket.recv(|buf| {
+                let n = buf.len().min(take);
+                spill.extend(&buf[..n]);
+                (n, n)
+            });
+            match moved {
+                Ok(n) if n > 0 => take -= n,
+                _ => break,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+
+    /// Copies (and unless `peek`, removes) the front of the spill into `buf`.
+    fn read_spill(&mut self, buf: &mut [u8], peek: bool) -> usize {
+        let n = buf.len().min(self.spill.len());
+        let (a, b) = self.spill.as_slices();
+        let from_a = n.min(a.len());
+        buf[..from_a].copy_from_slice(&a[..from_a]);
+        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+        if !peek {
+            self.spill.drain(..n);
+        }
+        n
     }
 }
 
@@ -523,7 +572,9 @@ impl Stack {
 
     pub(crate) fn tcp_recv_queue(&self, s: &TcpSock) -> usize {
         match &s.mode {
-            Mode::Connected(conn) => self.sockets.get::<tcp::Socket>(conn.handle).recv_queue(),
+            Mode::Connected(conn) => {
+                self.sockets.get::<tcp::Socket>(conn.handle).recv_queue() + conn.spill.len()
+            }
             _ => 0,
         }
     }
@@ -565,9 +616,12 @@ impl Stack {
         peek: bool,
     ) -> Result<usize, NetError> {
         let (s, sockets) = self.tcp_parts(id)?;
-        let Mode::Connected(conn) = &s.mode else {
+        let Mode::Connected(conn) = &mut s.mode else {
             return Err(NetError::NotConnected);
         };
+        if !conn.spill.is_empty() {
+            return Ok(conn.read_spill(buf, peek));
+        }
         let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
         if socket.recv_queue() > 0 {
             if buf.is_empty() {
@@ -701,7 +755,11 @@ impl Stack {
                     _ => {
                         let rdhup = peer_closed(state);
                         Readiness {
-                            readable: socket.recv_queue() > 0 || rdhup || conn.shut_rd || error,
+                            readable: socket.recv_queue() > 0
+                                || !conn.spill.is_empty()
+                                || rdhup
+                                || conn.shut_rd
+                                || error,
                             writable: conn.shut_wr || send_space_ok(socket),
                             hup: conn.shut_wr && (rdhup || conn.shut_rd),
                             rdhup,
@@ -726,7 +784,7 @@ impl Stack {
             }
             Mode::Connected(conn) => {
                 let socket = self.sockets.get_mut::<tcp::Socket>(conn.handle);
-                if socket.recv_queue() > 0 || s.opts.linger_abort {
+                if socket.recv_queue() > 0 || !conn.spill.is_empty() || s.opts.linger_abort {
                     // Linux resets a connection closed with unread data (RFC 2525 2.17).
                     socket.abort();
                 } else {
@@ -762,6 +820,9 @@ impl Stack {
                 continue;
             };
             let socket = self.sockets.get_mut::<tcp::Socket>(conn.handle);
+            if !s.opts.rcvbuf_set {
+                conn.grow_receive(socket, RX_GROW_MAX.saturating_sub(s.opts.rcvbuf));
+            }
             let state = socket.state();
             if conn.last == State::SynSent && !matches!(state, State::SynSent | State::Closed) {
                 socket.set_timeout(None);
