@@ -18,7 +18,8 @@ pub mod digest;
 pub mod hosts;
 pub mod image_service;
 pub mod layer;
-pub mod logs;
+/// Container logs are written by the pod's shim (the runtime library); re-exported here.
+pub use moat_runtime::logs;
 pub mod netns;
 pub mod oci;
 pub mod pull;

@@ -3,8 +3,10 @@
 //! May touch: the host, as root: spawning processes, the paths it is told to serve.
 //! Never: runs app code itself; everything the app does happens inside the sentry.
 
+pub mod logs;
 pub mod pod;
 pub mod sandbox;
+pub mod shim;
 mod sys;
 
 pub use pod::{PodOptions, PodSandbox, ProcState};

@@ -28,6 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     Do(cli::r#do::DoArgs),
+    /// Runs a pod's shim (started by moat-cri; not for people).
+    Shim(cli::shim::ShimArgs),
     /// Lists the syscall table: number, name, whether Moat implements it.
     Syscalls,
 }
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     }
     let r = match cli.cmd {
         Cmd::Do(a) => cli::r#do::run(a),
+        Cmd::Shim(a) => cli::shim::run(a),
         Cmd::Syscalls => {
             for r in moat_sentry::syscalls::table::all() {
                 println!(

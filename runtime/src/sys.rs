@@ -61,3 +61,16 @@ pub fn wait_forwarded() -> i32 {
     unsafe { libc::sigwait(&set, &mut sig) };
     sig
 }
+
+/// Makes `cmd`'s child its own session leader, so it outlives the caller's session and gets
+/// none of its terminal's signals (a pod shim outlives the CRI daemon that started it).
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let hook = || {
+        // SAFETY: setsid takes no pointers and is async-signal-safe.
+        unsafe { libc::setsid() };
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and only calls setsid.
+    unsafe { cmd.pre_exec(hook) };
+}

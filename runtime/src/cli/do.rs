@@ -4,7 +4,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use moat_proto::boot::SentryExit;
-use moat_runtime::{run_do, DoOptions, NetAttach};
+use moat_runtime::{run_do, DoOptions};
 
 /// Run a command inside a sandbox. Without --rootfs the sandbox sees the host's root
 /// read-only with a writable in-memory layer on top; writes never reach the host.
@@ -43,24 +43,7 @@ pub fn run(a: DoArgs) -> anyhow::Result<SentryExit> {
             .map(|p| p.as_os_str().as_bytes().to_vec())
             .unwrap_or_else(|_| b"/".to_vec())
     };
-    let net = match a.net {
-        Some(spec) => {
-            let (ns, iface) = spec
-                .rsplit_once(':')
-                .filter(|(ns, i)| !ns.is_empty() && !i.is_empty())
-                .ok_or_else(|| anyhow::anyhow!("--net wants NETNS:IFACE, got {spec:?}"))?;
-            let netns = if ns.contains('/') {
-                PathBuf::from(ns)
-            } else {
-                PathBuf::from("/run/netns").join(ns)
-            };
-            Some(NetAttach {
-                netns,
-                iface: iface.to_string(),
-            })
-        }
-        None => None,
-    };
+    let net = a.net.as_deref().map(super::parse_net).transpose()?;
     let o = DoOptions {
         argv,
         rootfs: a.rootfs,

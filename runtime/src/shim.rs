@@ -1,0 +1,441 @@
+//! The pod shim: one process per pod that owns the pod's sandbox (its sentry and gofers) and
+//! its containers' log writers, and serves requests on a unix socket in the pod's state
+//! directory. The CRI daemon talks to pods only through their shims, so it can restart (even
+//! after kill -9) while pods keep running, and find them again by their directories.
+//!
+//! Protocol: one JSON [`Request`] per line, one JSON [`Response`] per line back, on a unix
+//! stream socket `<dir>/shim.sock`; any number of clients, one after another or at once.
+//! Exits of containers and execs are kept, so a client that was away learns them by asking.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::num::NonZeroUsize;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moat_proto::boot::SentryExit;
+use moat_proto::control::ProcessSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::logs::{LogWriter, DEFAULT_MAX_LINE_SIZE};
+use crate::pod::{PodOptions, PodSandbox, ProcState};
+use crate::sandbox::NetAttach;
+
+/// The socket a shim serves, in its pod directory.
+pub const SOCKET: &str = "shim.sock";
+
+/// A process as the protocol carries it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub groups: Vec<u32>,
+}
+
+impl Process {
+    fn spec(&self) -> ProcessSpec {
+        ProcessSpec {
+            argv: self.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            envp: self.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+            cwd: self.cwd.as_bytes().to_vec(),
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+/// A client's request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Start container `id` on `rootfs`; its stdout and stderr go to `log_path` in the CRI
+    /// log format.
+    Start {
+        id: String,
+        rootfs: PathBuf,
+        read_only: bool,
+        process: Process,
+        log_path: PathBuf,
+    },
+    /// Run `process` in container `container` and wait for it (at most `timeout_ms`, 0: no
+    /// limit), returning its output.
+    ExecSync {
+        id: String,
+        container: String,
+        process: Process,
+        timeout_ms: u64,
+    },
+    /// Deliver `signal` to the process of container or exec `id`.
+    Signal { id: String, signal: u8 },
+    /// Where container or exec `id` stands.
+    State { id: String },
+    /// Reopen container `id`'s log file (after kubelet rotated it).
+    ReopenLog { id: String },
+    /// Stop every container and end the pod and the shim.
+    Shutdown,
+}
+
+/// How a container or exec ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    Exited {
+        code: u8,
+    },
+    Signaled {
+        signal: u8,
+    },
+    /// The sentry itself went away.
+    Lost,
+}
+
+impl From<SentryExit> for Ended {
+    fn from(e: SentryExit) -> Self {
+        match e {
+            SentryExit::Exited(code) => Ended::Exited { code },
+            SentryExit::Signaled { signal, .. } => Ended::Signaled { signal },
+            SentryExit::Failed => Ended::Lost,
+        }
+    }
+}
+
+/// The shim's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Started {
+        pid: u32,
+    },
+    Output {
+        ended: Option<Ended>,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        timed_out: bool,
+    },
+    State {
+        pid: Option<u32>,
+        ended: Option<Ended>,
+    },
+    Done,
+    Error {
+        message: String,
+    },
+}
+
+struct Shim {
+    pod: PodSandbox,
+    logs: Mutex<std::collections::HashMap<String, Arc<LogWriter>>>,
+    execs: Mutex<u64>,
+}
+
+fn null() -> std::io::Result<OwnedFd> {
+    Ok(std::fs::File::open("/dev/null")?.into())
+}
+
+impl Shim {
+    fn handle(&self, r: Request) -> Response {
+        let err = |message: String| Response::Error { message };
+        match r {
+            Request::Start {
+                id,
+                rootfs,
+                read_only,
+                process,
+                log_path,
+            } => {
+                let pipes = (|| -> std::io::Result<_> {
+                    let (or, ow) = std::io::pipe()?;
+                    let (er, ew) = std::io::pipe()?;
+                    Ok((or, ow, er, ew))
+                })();
+                let (or, ow, er, ew) = match pipes {
+                    Ok(p) => p,
+                    Err(e) => return err(format!("cannot make pipes: {e}")),
+                };
+                let max = NonZeroUsize::new(DEFAULT_MAX_LINE_SIZE).unwrap_or(NonZeroUsize::MIN);
+                let log = match LogWriter::start(&log_path, max, Some(or.into()), Some(er.into())) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return err(format!("cannot open the log {}: {e}", log_path.display()))
+                    }
+                };
+                let stdin = match null() {
+                    Ok(f) => f,
+                    Err(e) => return err(format!("cannot open /dev/null: {e}")),
+                };
+                match self.pod.start_container(
+                    &id,
+                    &rootfs,
+                    read_only,
+                    process.spec(),
+                    [stdin, ow.into(), ew.into()],
+                ) {
+                    Ok(pid) => {
+                        self.logs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id, Arc::new(log));
+                        Response::Started { pid }
+                    }
+                    Err(e) => err(e.to_string()),
+                }
+            }
+            Request::ExecSync {
+                id,
+                container,
+                process,
+                timeout_ms,
+            } => self.exec_sync(&id, &container, &process, timeout_ms),
+            Request::Signal { id, signal } => match self.pod.signal(&id, signal) {
+                Ok(()) => Response::Done,
+                Err(e) => err(e.to_string()),
+            },
+            Request::State { id } => match self.pod.state(&id) {
+                None => err(format!("no container or exec {id}")),
+                Some(s) => state_response(s),
+            },
+            Request::ReopenLog { id } => {
+                let log = self
+                    .logs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .cloned();
+                match log.map(|l| l.reopen()) {
+                    None => err(format!("no container {id}")),
+                    Some(Ok(())) => Response::Done,
+                    Some(Err(e)) => err(e.to_string()),
+                }
+            }
+            Request::Shutdown => Response::Done,
+        }
+    }
+
+    fn exec_sync(&self, id: &str, container: &str, p: &Process, timeout_ms: u64) -> Response {
+        let err = |message: String| Response::Error { message };
+        let n = {
+            let mut g = self.execs.lock().unwrap_or_else(|e| e.into_inner());
+            *g += 1;
+            *g
+        };
+        let exec_id = format!("{id}.{n}");
+        let (Ok((or, ow)), Ok((er, ew)), Ok(stdin)) = (std::io::pipe(), std::io::pipe(), null())
+        else {
+            return err("cannot make pipes".into());
+        };
+        let readers = [or, er].map(|mut r| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        });
+        if let Err(e) = self
+            .pod
+            .exec(&exec_id, container, p.spec(), [stdin, ow.into(), ew.into()])
+        {
+            return err(e.to_string());
+        }
+        let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        let ended = self.pod.wait(&exec_id, timeout);
+        if ended.is_none() {
+            // Timed out: the process is killed, as kubelet's ExecSync timeout expects.
+            let _ = self.pod.signal(&exec_id, 9);
+            let _ = self.pod.wait(&exec_id, Some(Duration::from_secs(10)));
+        }
+        let [stdout, stderr] = readers.map(|t| t.join().unwrap_or_default());
+        Response::Output {
+            ended: ended.map(Ended::from),
+            stdout,
+            stderr,
+            timed_out: ended.is_none(),
+        }
+    }
+}
+
+fn state_response(s: ProcState) -> Response {
+    match s {
+        ProcState::Starting => Response::State {
+            pid: None,
+            ended: None,
+        },
+        ProcState::Running { pid } => Response::State {
+            pid: Some(pid),
+            ended: None,
+        },
+        ProcState::Exited { pid, status } => Response::State {
+            pid: Some(pid),
+            ended: Some(status.into()),
+        },
+        ProcState::Failed(message) => Response::Error { message },
+    }
+}
+
+/// Runs a shim in the foreground: boots the pod and serves `<dir>/shim.sock` until a
+/// Shutdown request.
+pub fn serve(dir: &Path, opts: &PodOptions) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let pod = PodSandbox::start(opts).context("cannot start the pod")?;
+    let sock = dir.join(SOCKET);
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock)
+        .with_context(|| format!("cannot listen on {}", sock.display()))?;
+    let shim = Arc::new(Shim {
+        pod,
+        logs: Mutex::default(),
+        execs: Mutex::new(0),
+    });
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let shim = shim.clone();
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            if serve_conn(&shim, conn) {
+                // Shutdown: the pod ends when the process does.
+                let _ = std::fs::remove_file(&sock);
+                std::process::exit(0);
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Serves one client; true when it asked to shut down.
+fn serve_conn(shim: &Shim, conn: UnixStream) -> bool {
+    let Ok(mut out) = conn.try_clone() else {
+        return false;
+    };
+    for line in BufReader::new(conn).lines() {
+        let Ok(line) = line else { return false };
+        let (resp, shutdown) = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Shutdown) => (Response::Done, true),
+            Ok(r) => (shim.handle(r), false),
+            Err(e) => (
+                Response::Error {
+                    message: format!("bad request: {e}"),
+                },
+                false,
+            ),
+        };
+        let mut text = serde_json::to_string(&resp).unwrap_or_else(|_| "{}".into());
+        text.push('\n');
+        if out.write_all(text.as_bytes()).is_err() {
+            return false;
+        }
+        if shutdown {
+            return true;
+        }
+    }
+    false
+}
+
+/// A client of one pod's shim.
+pub struct ShimClient {
+    conn: BufReader<UnixStream>,
+}
+
+/// Why talking to a shim failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("cannot reach the shim at {path}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the shim connection broke")]
+    Io(#[from] std::io::Error),
+    #[error("bad answer from the shim")]
+    Decode(#[from] serde_json::Error),
+    #[error("cannot start the shim")]
+    Spawn(#[source] std::io::Error),
+    #[error("the shim did not come up within {0:?} (see {1})")]
+    Timeout(Duration, PathBuf),
+}
+
+impl ShimClient {
+    /// Connects to the shim of the pod directory `dir`.
+    pub fn connect(dir: &Path) -> Result<ShimClient, ShimError> {
+        let path = dir.join(SOCKET);
+        let s = UnixStream::connect(&path).map_err(|source| ShimError::Connect { path, source })?;
+        Ok(ShimClient {
+            conn: BufReader::new(s),
+        })
+    }
+
+    /// Starts `moat shim` for a new pod in `dir`, detached from the caller (its own session,
+    /// its log in `<dir>/shim.log`), and connects once it serves.
+    pub fn launch(
+        moat: &Path,
+        dir: &Path,
+        hostname: &str,
+        net: Option<&NetAttach>,
+    ) -> Result<ShimClient, ShimError> {
+        std::fs::create_dir_all(dir).map_err(ShimError::Spawn)?;
+        let log_path = dir.join("shim.log");
+        let log = std::fs::File::create(&log_path).map_err(ShimError::Spawn)?;
+        let mut cmd = Command::new(moat);
+        cmd.arg("shim")
+            .arg("--dir")
+            .arg(dir)
+            .arg("--hostname")
+            .arg(hostname);
+        if let Some(n) = net {
+            cmd.arg("--net")
+                .arg(format!("{}:{}", n.netns.display(), n.iface));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .env(
+                "MOAT_LOG",
+                std::env::var("MOAT_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        crate::sys::detach(&mut cmd);
+        let mut child = cmd.spawn().map_err(ShimError::Spawn)?;
+        // Reaped by a thread, so a shim that ends while the caller lives leaves no zombie.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = ShimClient::connect(dir) {
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return Ok(c);
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                return Err(ShimError::Timeout(Duration::ZERO, log_path));
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ShimError::Timeout(Duration::from_secs(30), log_path));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends one request and reads its answer.
+    pub fn call(&mut self, r: &Request) -> Result<Response, ShimError> {
+        let mut text = serde_json::to_string(r)?;
+        text.push('\n');
+        self.conn.get_mut().write_all(text.as_bytes())?;
+        let mut line = String::new();
+        if self.conn.read_line(&mut line)? == 0 {
+            return Err(ShimError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(serde_json::from_str(&line)?)
+    }
+}
