@@ -13,7 +13,7 @@ use moat_gofer::Channel;
 use moat_proto::boot::{SentryBoot, SentryExit};
 use moat_proto::control::{ControlMsg, ProcessSpec, SentryEvent};
 
-use crate::sandbox::{sibling, spawn, spawn_gofer, NetAttach, SandboxError};
+use crate::sandbox::{open_netns, sibling, spawn, spawn_gofer, NetAttach, SandboxError};
 
 /// How a pod sandbox starts.
 #[derive(Debug, Clone, Default)]
@@ -52,19 +52,9 @@ impl PodSandbox {
     /// Boots a pod sentry.
     pub fn start(o: &PodOptions) -> Result<PodSandbox, SandboxError> {
         let sentry_bin = sibling("moat-sentry")?;
+        let netns = open_netns(o.net.as_ref())?;
         let (ctl, child_end) = Channel::pair().map_err(SandboxError::Channel)?;
         let mut sentry = spawn(&sentry_bin, "the sentry", child_end.into_fd())?;
-        let netns = match &o.net {
-            Some(n) => {
-                Some(
-                    std::fs::File::open(&n.netns).map_err(|source| SandboxError::Netns {
-                        path: n.netns.clone(),
-                        source,
-                    })?,
-                )
-            }
-            None => None,
-        };
         let sb = SentryBoot {
             argv: Vec::new(),
             envp: Vec::new(),

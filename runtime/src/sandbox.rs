@@ -92,6 +92,17 @@ pub(crate) fn spawn(path: &Path, what: &'static str, fd: OwnedFd) -> Result<Chil
     spawn_with_boot_fd(&mut cmd, fd).map_err(|source| SandboxError::Spawn { what, source })
 }
 
+/// Opens the network namespace a sandbox will take its interface from.
+pub(crate) fn open_netns(net: Option<&NetAttach>) -> Result<Option<std::fs::File>, SandboxError> {
+    net.map(|n| {
+        std::fs::File::open(&n.netns).map_err(|source| SandboxError::Netns {
+            path: n.netns.clone(),
+            source,
+        })
+    })
+    .transpose()
+}
+
 /// Spawns a gofer serving `root` (read-only if asked); returns it and the socket end the
 /// sentry talks to it over.
 pub(crate) fn spawn_gofer(
@@ -120,6 +131,7 @@ pub(crate) fn spawn_gofer(
 
 /// Runs one command in a fresh sandbox and returns how it ended.
 pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
+    let netns = open_netns(o.net.as_ref())?;
     let gofer_bin = sibling("moat-gofer")?;
     let sentry_bin = sibling("moat-sentry")?;
     let (sentry_ctl, sentry_child) = Channel::pair().map_err(SandboxError::Channel)?;
@@ -148,15 +160,6 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
         pod: false,
     };
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
-    let netns = match &o.net {
-        Some(n) => Some(
-            std::fs::File::open(&n.netns).map_err(|source| SandboxError::Netns {
-                path: n.netns.clone(),
-                source,
-            })?,
-        ),
-        None => None,
-    };
     let mut boot_fds = vec![
         serve_sentry.as_fd(),
         stdio[0].as_fd(),

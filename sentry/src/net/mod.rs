@@ -10,7 +10,7 @@ pub mod stack;
 pub mod unix;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::abi::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
@@ -145,40 +145,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Calls `ready` until it yields, sleeping on `q` in between. EAGAIN when non-blocking or
-    /// when the socket timeout passes; a signal interrupts with ERESTARTSYS (EINTR when a
-    /// timeout is set, as Linux's `sock_intr_errno`).
+    /// Calls `ready` until it yields, sleeping on `q` in between (see
+    /// [`block_on`](crate::vfs::file::block_on): EAGAIN when
+    /// non-blocking or when the socket timeout passes, EINTR or ERESTARTSYS on a signal).
     pub fn block<T>(
         &self,
         q: &WaitQueue,
-        mut ready: impl FnMut() -> Result<Option<T>, Errno>,
+        ready: impl FnMut() -> Result<Option<T>, Errno>,
     ) -> Result<T, Errno> {
-        if let Some(v) = ready()? {
-            return Ok(v);
-        }
-        if self.nonblock {
-            return Err(Errno::EAGAIN);
-        }
-        let deadline = self.timeout.map(|d| Instant::now() + d);
-        let w = &self.h.waiter;
-        let _reg = q.register(w);
-        loop {
-            let seq = w.seq();
-            if let Some(v) = ready()? {
-                return Ok(v);
-            }
-            if self.h.interrupted() {
-                return Err(if self.timeout.is_some() {
-                    Errno::EINTR
-                } else {
-                    Errno::ERESTARTSYS
-                });
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Errno::EAGAIN);
-            }
-            w.wait(seq, deadline);
-        }
+        crate::vfs::file::block_on(self.h, q, self.nonblock, self.timeout, ready)
     }
 }
 

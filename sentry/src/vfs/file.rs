@@ -55,26 +55,47 @@ impl Io<'_> {
     pub fn block<T>(
         &self,
         q: &WaitQueue,
-        mut ready: impl FnMut() -> Result<Option<T>, Errno>,
+        ready: impl FnMut() -> Result<Option<T>, Errno>,
     ) -> Result<T, Errno> {
+        block_on(self.task, q, self.nonblock, None, ready)
+    }
+}
+
+/// Calls `ready` until it yields a value, sleeping on `q` in between. EAGAIN when `nonblock`
+/// or when `timeout` passes; a signal or exit interrupts the wait with ERESTARTSYS, or EINTR
+/// when a timeout was set (Linux's `sock_intr_errno`).
+pub fn block_on<T>(
+    task: &TaskHandle,
+    q: &WaitQueue,
+    nonblock: bool,
+    timeout: Option<std::time::Duration>,
+    mut ready: impl FnMut() -> Result<Option<T>, Errno>,
+) -> Result<T, Errno> {
+    if let Some(v) = ready()? {
+        return Ok(v);
+    }
+    if nonblock {
+        return Err(Errno::EAGAIN);
+    }
+    let deadline = timeout.map(|d| std::time::Instant::now() + d);
+    let w = &task.waiter;
+    let _reg = q.register(w);
+    loop {
+        let seq = w.seq();
         if let Some(v) = ready()? {
             return Ok(v);
         }
-        if self.nonblock {
+        if task.interrupted() {
+            return Err(if timeout.is_some() {
+                Errno::EINTR
+            } else {
+                Errno::ERESTARTSYS
+            });
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return Err(Errno::EAGAIN);
         }
-        let w = &self.task.waiter;
-        let _reg = q.register(w);
-        loop {
-            let seq = w.seq();
-            if let Some(v) = ready()? {
-                return Ok(v);
-            }
-            if self.task.interrupted() {
-                return Err(Errno::ERESTARTSYS);
-            }
-            w.wait(seq, None);
-        }
+        w.wait(seq, deadline);
     }
 }
 
