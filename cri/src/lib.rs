@@ -5,9 +5,10 @@
 //! The image half: [`reference`] parsing, the [`registry`] client and the per-registry
 //! [`hosts`] it reaches (mirrors, TLS, plain HTTP), the content-addressed
 //! [`store`] with shared unpacked [`layer`]s, and [`pull`], which ties them together. The gRPC
-//! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version and Status
-//! so far), and [`server`], which serves them on a unix socket as [`config`] says. The pod
-//! network half: [`netns`] (persistent network namespaces) and [`cni`] (the CNI exec protocol).
+//! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version, Status
+//! and the pod sandbox RPCs of [`pods`]), and [`server`], which serves them on a unix socket as
+//! [`config`] says. The pod network half: [`netns`] (persistent network namespaces) and [`cni`]
+//! (the CNI exec protocol); the pod state is in the [`state`] store.
 //!
 //! Unsafe code lives only in `sys` (host calls beyond std).
 
@@ -22,6 +23,7 @@ pub mod layer;
 pub use moat_runtime::logs;
 pub mod netns;
 pub mod oci;
+pub mod pods;
 pub mod pull;
 pub mod reference;
 pub mod registry;

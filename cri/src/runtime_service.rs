@@ -1,11 +1,15 @@
-//! The CRI RuntimeService. For now it answers Version and Status; every pod and container RPC
-//! answers Unimplemented, naming itself, until the runtime library drives sandboxes.
-//! May touch: nothing on the host yet.
+//! The CRI RuntimeService: Version, Status and the pod sandbox RPCs ([`crate::pods`]); the
+//! container RPCs answer Unimplemented, naming themselves, until they are built.
+//! May touch: what [`crate::pods`] may, through it, on blocking threads.
 //! Never: claims a condition (RuntimeReady, NetworkReady) it cannot back.
+
+use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use crate::api;
+use crate::pods::{PodError, Pods};
+use crate::state::StateError;
 
 /// The runtime name Version reports.
 pub const RUNTIME_NAME: &str = "moat";
@@ -16,11 +20,68 @@ pub const KUBELET_API_VERSION: &str = "0.1.0";
 #[derive(Debug, Clone)]
 pub struct RuntimeServer {
     runtime_handlers: Vec<String>,
+    pods: Arc<Pods>,
 }
 
 impl RuntimeServer {
-    pub fn new(runtime_handlers: Vec<String>) -> Self {
-        Self { runtime_handlers }
+    pub fn new(runtime_handlers: Vec<String>, pods: Arc<Pods>) -> Self {
+        Self {
+            runtime_handlers,
+            pods,
+        }
+    }
+
+    /// Runs `f` on the pods on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Pods) -> Result<T, PodError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let pods = self.pods.clone();
+        tokio::task::spawn_blocking(move || f(&pods))
+            .await
+            .map_err(|e| Status::internal(format!("a pod operation panicked: {e}")))?
+            .map_err(Status::from)
+    }
+}
+
+/// The message of an error with its whole chain of causes.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}
+
+impl From<PodError> for Status {
+    fn from(e: PodError) -> Self {
+        let msg = chain(&e);
+        match &e {
+            PodError::Invalid(_) | PodError::Convert(_) | PodError::Handler { .. } => {
+                Status::invalid_argument(msg)
+            }
+            PodError::NetworkNotReady(_) | PodError::MoatMissing(_) => {
+                Status::failed_precondition(msg)
+            }
+            PodError::State(StateError::NotFound { .. }) => Status::not_found(msg),
+            PodError::State(StateError::AlreadyExists { .. }) => Status::already_exists(msg),
+            PodError::State(StateError::InvalidId { .. } | StateError::Ambiguous { .. }) => {
+                Status::invalid_argument(msg)
+            }
+            _ => Status::internal(msg),
+        }
+    }
+}
+
+/// A pod sandbox id the request must carry.
+fn required_id(id: String) -> Result<String, Status> {
+    if id.is_empty() {
+        Err(Status::invalid_argument("pod_sandbox_id is required"))
+    } else {
+        Ok(id)
     }
 }
 
@@ -56,15 +117,14 @@ impl api::RuntimeService for RuntimeServer {
         &self,
         _request: Request<api::StatusRequest>,
     ) -> Result<Response<api::StatusResponse>, Status> {
-        let conditions = vec![
-            condition("RuntimeReady", true, "", ""),
-            condition(
-                "NetworkReady",
-                false,
-                "NetworkPluginNotReady",
-                "moat-cri does not set up pod networks yet (no CNI support)",
-            ),
-        ];
+        let network = self
+            .blocking(|pods| Ok(pods.cni().status().map_err(|e| chain(&e))))
+            .await?;
+        let network = match network {
+            Ok(_) => condition("NetworkReady", true, "", ""),
+            Err(message) => condition("NetworkReady", false, "NetworkPluginNotReady", &message),
+        };
+        let conditions = vec![condition("RuntimeReady", true, "", ""), network];
         let runtime_handlers = self
             .runtime_handlers
             .iter()
@@ -86,37 +146,57 @@ impl api::RuntimeService for RuntimeServer {
 
     async fn run_pod_sandbox(
         &self,
-        _request: Request<api::RunPodSandboxRequest>,
+        request: Request<api::RunPodSandboxRequest>,
     ) -> Result<Response<api::RunPodSandboxResponse>, Status> {
-        Err(not_yet("RunPodSandbox"))
+        let r = request.into_inner();
+        let config = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("RunPodSandbox needs a config"))?;
+        let pod_sandbox_id = self
+            .blocking(move |pods| pods.run(&config, &r.runtime_handler))
+            .await?;
+        Ok(Response::new(api::RunPodSandboxResponse { pod_sandbox_id }))
     }
 
     async fn stop_pod_sandbox(
         &self,
-        _request: Request<api::StopPodSandboxRequest>,
+        request: Request<api::StopPodSandboxRequest>,
     ) -> Result<Response<api::StopPodSandboxResponse>, Status> {
-        Err(not_yet("StopPodSandbox"))
+        let id = required_id(request.into_inner().pod_sandbox_id)?;
+        self.blocking(move |pods| pods.stop(&id)).await?;
+        Ok(Response::new(api::StopPodSandboxResponse {}))
     }
 
     async fn remove_pod_sandbox(
         &self,
-        _request: Request<api::RemovePodSandboxRequest>,
+        request: Request<api::RemovePodSandboxRequest>,
     ) -> Result<Response<api::RemovePodSandboxResponse>, Status> {
-        Err(not_yet("RemovePodSandbox"))
+        let id = required_id(request.into_inner().pod_sandbox_id)?;
+        self.blocking(move |pods| pods.remove(&id)).await?;
+        Ok(Response::new(api::RemovePodSandboxResponse {}))
     }
 
     async fn pod_sandbox_status(
         &self,
-        _request: Request<api::PodSandboxStatusRequest>,
+        request: Request<api::PodSandboxStatusRequest>,
     ) -> Result<Response<api::PodSandboxStatusResponse>, Status> {
-        Err(not_yet("PodSandboxStatus"))
+        let id = required_id(request.into_inner().pod_sandbox_id)?;
+        let status = self.blocking(move |pods| pods.status(&id)).await?;
+        Ok(Response::new(api::PodSandboxStatusResponse {
+            status: Some(status),
+            ..Default::default()
+        }))
     }
 
     async fn list_pod_sandbox(
         &self,
-        _request: Request<api::ListPodSandboxRequest>,
+        request: Request<api::ListPodSandboxRequest>,
     ) -> Result<Response<api::ListPodSandboxResponse>, Status> {
-        Err(not_yet("ListPodSandbox"))
+        let filter = request.into_inner().filter;
+        let items = self
+            .blocking(move |pods| pods.list(filter.as_ref()))
+            .await?;
+        Ok(Response::new(api::ListPodSandboxResponse { items }))
     }
 
     async fn create_container(

@@ -12,11 +12,14 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api;
+use crate::cni::{Cni, CniConfig};
 use crate::config::Config;
 use crate::image_service::ImageServer;
+use crate::pods::{sibling_moat, Pods};
 use crate::pull::Puller;
 use crate::registry::RegistryClient;
 use crate::runtime_service::RuntimeServer;
+use crate::state::{StateError, StateStore};
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start or stopped with an error.
@@ -46,6 +49,8 @@ pub enum ServerError {
     },
     #[error("cannot open the image store")]
     Store(#[from] StoreError),
+    #[error("cannot open the state store")]
+    State(#[from] StateError),
     #[error("gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -91,13 +96,26 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
     let store = create_dir(&config.root)
         .and_then(|()| create_dir(&config.state))
         .and_then(|()| Ok(Store::open(config.image_root())?));
-    let store = match store {
-        Ok(store) => Arc::new(store),
+    let stores = store.and_then(|store| Ok((store, StateStore::open_in(&config.root)?)));
+    let (store, state) = match stores {
+        Ok((store, state)) => (Arc::new(store), Arc::new(state)),
         Err(e) => {
             let _ = std::fs::remove_file(&config.socket);
             return Err(e);
         }
     };
+    let cni = Cni::new(CniConfig::new(
+        config.cni_conf_dir.clone(),
+        config.cni_bin_dirs.clone(),
+        config.root.join("cni-cache"),
+    ));
+    let pods = Arc::new(Pods::new(
+        state,
+        cni,
+        &config.state,
+        config.runtime_handlers.clone(),
+        sibling_moat(),
+    ));
     let puller = Arc::new(Puller::new(
         RegistryClient::new(config.registry_options()),
         store,
@@ -106,6 +124,7 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
     let result = tonic::transport::Server::builder()
         .add_service(api::RuntimeServiceServer::new(RuntimeServer::new(
             config.runtime_handlers.clone(),
+            pods,
         )))
         .add_service(api::ImageServiceServer::new(ImageServer::new(puller)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)

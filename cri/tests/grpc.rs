@@ -385,9 +385,16 @@ async fn bad_requests_get_real_codes_and_the_daemon_keeps_serving() {
         .await
         .run_pod_sandbox(api::RunPodSandboxRequest::default())
         .await
+        .expect_err("no pod config");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = d
+        .runtime()
+        .await
+        .create_container(api::CreateContainerRequest::default())
+        .await
         .expect_err("not implemented yet");
     assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
-    assert!(e.message().contains("RunPodSandbox"), "{}", e.message());
+    assert!(e.message().contains("CreateContainer"), "{}", e.message());
     assert_serving(&d).await;
 }
 
