@@ -265,14 +265,19 @@ impl PodNetwork {
     }
 }
 
-/// Checks a container id the way the spec restricts CNI_CONTAINERID (it also names cache files).
-fn check_id(id: &str) -> Result<(), CniError> {
-    let ok = id.len() <= 255
+/// Whether `id` is a container id as the CNI spec allows CNI_CONTAINERID: alphanumeric first,
+/// then alphanumerics, `_`, `.` and `-`, at most 255 bytes (ids also name files and keys).
+pub fn valid_container_id(id: &str) -> bool {
+    id.len() <= 255
         && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Checks a container id the way the spec restricts CNI_CONTAINERID (it also names cache files).
+fn check_id(id: &str) -> Result<(), CniError> {
+    if valid_container_id(id) {
         Ok(())
     } else {
         Err(CniError::InvalidArgument {

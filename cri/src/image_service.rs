@@ -48,18 +48,6 @@ pub enum ImageServiceError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// An error with its causes, `outer: inner: innermost`, as a client sees it once.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn registry_code(e: &RegistryError) -> Code {
     match e {
         RegistryError::Transport { .. } | RegistryError::Read { .. } => Code::Unavailable,
@@ -112,7 +100,7 @@ impl From<ImageServiceError> for Status {
             | ImageServiceError::Usage { .. }
             | ImageServiceError::Task(_) => Code::Internal,
         };
-        let message = chain(&e);
+        let message = crate::error_chain(&e);
         if code == Code::Internal {
             tracing::error!(error = %message, "image request failed");
         } else {

@@ -32,3 +32,16 @@ pub mod server;
 pub mod state;
 pub mod store;
 mod sys;
+
+/// An error and its causes on one line, `outer: inner: innermost`: how clients and logs see
+/// it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

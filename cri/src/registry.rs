@@ -230,7 +230,7 @@ impl RegistryClient {
                         tracing::warn!(
                             registry = r.registry(),
                             host = %host.url(),
-                            error = %error_chain(&e),
+                            error = %crate::error_chain(&e),
                             left = hosts.len() - i - 1,
                             "registry host failed"
                         );
@@ -650,18 +650,6 @@ fn transport_error(url: &str, e: ureq::Error) -> RegistryError {
         url: url.to_owned(),
         source: Box::new(e),
     }
-}
-
-/// An error and its causes on one line, for logs.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// The CAs of the PEM bundle at `path`; a missing or unreadable bundle leaves only the hosts'

@@ -44,21 +44,9 @@ impl RuntimeServer {
     }
 }
 
-/// The message of an error with its whole chain of causes.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        cur = s.source();
-    }
-    msg
-}
-
 impl From<PodError> for Status {
     fn from(e: PodError) -> Self {
-        let msg = chain(&e);
+        let msg = crate::error_chain(&e);
         match &e {
             PodError::Invalid(_) | PodError::Convert(_) | PodError::Handler { .. } => {
                 Status::invalid_argument(msg)
@@ -118,7 +106,7 @@ impl api::RuntimeService for RuntimeServer {
         _request: Request<api::StatusRequest>,
     ) -> Result<Response<api::StatusResponse>, Status> {
         let network = self
-            .blocking(|pods| Ok(pods.cni().status().map_err(|e| chain(&e))))
+            .blocking(|pods| Ok(pods.cni().status().map_err(|e| crate::error_chain(&e))))
             .await?;
         let network = match network {
             Ok(_) => condition("NetworkReady", true, "", ""),

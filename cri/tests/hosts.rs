@@ -69,18 +69,6 @@ fn registry_error(e: &PullError) -> &RegistryError {
     }
 }
 
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// The GET requests `reg` logged, once at least `min` have arrived (the access log is written as
 /// each request ends).
 fn requests_after(reg: &Registry, min: usize) -> Vec<String> {
@@ -146,7 +134,7 @@ fn https_without_the_ca_fails_with_a_certificate_error() {
         }
         write_hosts(hosts.path(), &reg.addr, &text);
         let err = pull(hosts.path(), &image).expect_err("untrusted certificate");
-        let msg = chain(&err);
+        let msg = moat_cri::error_chain(&err);
         assert!(
             matches!(registry_error(&err), RegistryError::Certificate { url, .. }
                 if url.starts_with(&format!("https://{}/v2/test/tls/manifests/v1", reg.addr))),
@@ -222,7 +210,7 @@ fn mirror_replaces_its_registry_and_a_dead_mirror_is_not_bypassed() {
     assert!(
         matches!(registry_error(&err), RegistryError::Transport { url, .. } if url.contains("/test/mirrored/manifests/v1")),
         "{}",
-        chain(&err)
+        moat_cri::error_chain(&err)
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -279,7 +267,7 @@ fn capabilities_route_tags_and_digests_to_their_hosts() {
                 if registry == "pullonly.moat-test.invalid"
         ),
         "{}",
-        chain(&err)
+        moat_cri::error_chain(&err)
     );
     let out = pull(
         hosts.path(),
@@ -353,12 +341,12 @@ fn plain_http_to_an_unmarked_host_is_refused_before_any_request() {
         matches!(registry_error(&err), RegistryError::PlainHttp { url }
             if url.starts_with("http://auth.moat-test.invalid/token?")),
         "{}",
-        chain(&err)
+        moat_cri::error_chain(&err)
     );
     assert!(
-        chain(&err).contains("refusing plain HTTP"),
+        moat_cri::error_chain(&err).contains("refusing plain HTTP"),
         "{}",
-        chain(&err)
+        moat_cri::error_chain(&err)
     );
     assert_eq!(
         realm_seen.load(Ordering::SeqCst),
@@ -377,7 +365,7 @@ fn plain_http_to_an_unmarked_host_is_refused_before_any_request() {
     assert!(
         matches!(registry_error(&err), RegistryError::PlainHttp { url } if url == "http://blobs.moat-test.invalid/x"),
         "{}",
-        chain(&err)
+        moat_cri::error_chain(&err)
     );
 
     // A redirect to a loopback registry is followed.
@@ -461,6 +449,6 @@ fn a_token_realm_on_another_host_gets_the_credentials_and_a_redirect_does_not() 
     assert!(
         matches!(registry_error(&err), RegistryError::Unauthorized { .. }),
         "{}",
-        chain(&err)
+        moat_cri::error_chain(&err)
     );
 }

@@ -11,99 +11,33 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use moat_cri::api::{self, RuntimeServiceClient};
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::Code;
+
+mod common;
+use common::Daemon;
 
 const PLUGIN_DIR: &str = "/usr/lib/cni";
 
-/// A running `moat-cri`; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Starts `moat-cri` with socket, root and state under `dir` and CNI configs from `conf_dir`.
-    fn start(dir: &Path, conf_dir: &Path) -> Self {
-        let moat = Path::new(env!("CARGO_BIN_EXE_moat-cri")).with_file_name("moat");
-        assert!(
-            moat.is_file(),
-            "{} missing: build the binaries first (cargo build --workspace --bins)",
-            moat.display()
-        );
-        let socket = dir.join("cri.sock");
-        let n = fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-        let log = dir.join(format!("daemon-{n}.log"));
-        let out = fs::File::create(&log).expect("daemon log");
-        let child = Command::new(env!("CARGO_BIN_EXE_moat-cri"))
-            .arg(format!("--listen=unix://{}", socket.display()))
-            .arg(format!("--root={}", dir.join("root").display()))
-            .arg(format!("--state={}", dir.join("state").display()))
-            .arg(format!("--cni-conf-dir={}", conf_dir.display()))
-            .arg(format!("--cni-bin-dir={PLUGIN_DIR}"))
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup log"))
-            .stderr(out)
-            .spawn()
-            .expect("start moat-cri");
-        let mut d = Self { child, socket, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("moat-cri exited with {status}:\n{}", d.log_text());
-            }
-            if std::os::unix::net::UnixStream::connect(&d.socket).is_ok() {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moat-cri did not serve:\n{}",
-                d.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn runtime(&self) -> RuntimeServiceClient<Channel> {
-        let path = self.socket.clone();
-        let channel =
-            Endpoint::try_from("http://[::]:50051")
-                .expect("static endpoint")
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?))
-                    }
-                }))
-                .await
-                .expect("connect to moat-cri");
-        RuntimeServiceClient::new(channel)
-    }
-
-    /// `kill -9`, as a crash.
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `moat-cri` with socket, root and state under `dir` and CNI configs from `conf_dir`.
+fn start_daemon(dir: &Path, conf_dir: &Path) -> Daemon {
+    let moat = Path::new(env!("CARGO_BIN_EXE_moat-cri")).with_file_name("moat");
+    assert!(
+        moat.is_file(),
+        "{} missing: build the binaries first (cargo build --workspace --bins)",
+        moat.display()
+    );
+    Daemon::start(
+        dir,
+        &[
+            &format!("--cni-conf-dir={}", conf_dir.display()),
+            &format!("--cni-bin-dir={PLUGIN_DIR}"),
+        ],
+    )
 }
 
 /// A CNI network of its own for one test: bridge `mq<pid><k>`, subnet `10.<x>.<k>.0/24`.
@@ -408,7 +342,7 @@ async fn a_pod_runs_is_listed_stops_twice_and_is_removed_leaving_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let net = Net::new(dir, 1);
-    let d = Daemon::start(dir, &net.conf_dir);
+    let d = start_daemon(dir, &net.conf_dir);
     let mut rt = d.runtime().await;
 
     let st = rt
@@ -480,7 +414,7 @@ async fn bad_pod_requests_get_real_codes_and_leave_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let net = Net::new(dir, 2);
-    let d = Daemon::start(dir, &net.conf_dir);
+    let d = start_daemon(dir, &net.conf_dir);
     let mut rt = d.runtime().await;
 
     let code = |r: Result<tonic::Response<api::RunPodSandboxResponse>, tonic::Status>| {
@@ -563,14 +497,14 @@ async fn a_pod_survives_kill_9_of_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let net = Net::new(dir, 3);
-    let d = Daemon::start(dir, &net.conf_dir);
+    let d = start_daemon(dir, &net.conf_dir);
     let mut rt = d.runtime().await;
     let id = run(&mut rt, config("survivor", &[("k", "v")], net.host_port)).await;
     let (ip, procs) = check_running(&mut rt, dir, &net, &id).await;
     drop(rt);
     d.kill9();
 
-    let d = Daemon::start(dir, &net.conf_dir);
+    let d = start_daemon(dir, &net.conf_dir);
     let mut rt = d.runtime().await;
     let (ip_after, procs_after) = check_running(&mut rt, dir, &net, &id).await;
     assert_eq!(ip_after, ip, "same IP after a restart");
@@ -592,7 +526,7 @@ async fn a_failed_cni_add_is_undone_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let net = Net::new(dir, 4);
-    let d = Daemon::start(dir, &net.conf_dir);
+    let d = start_daemon(dir, &net.conf_dir);
     let mut rt = d.runtime().await;
     let conf_path = net.conf_dir.join("10-moat.conflist");
     let entries = |sub: &str| -> Vec<PathBuf> {

@@ -13,7 +13,9 @@ use moat_gofer::Channel;
 use moat_proto::boot::{SentryBoot, SentryExit};
 use moat_proto::control::{ControlMsg, ProcessSpec, SentryEvent};
 
-use crate::sandbox::{open_netns, sibling, spawn, spawn_gofer, NetAttach, SandboxError};
+use crate::sandbox::{
+    iface_name, open_netns, sibling, spawn, spawn_gofer, NetAttach, SandboxError,
+};
 
 /// How a pod sandbox starts.
 #[derive(Debug, Clone, Default)]
@@ -68,11 +70,7 @@ impl PodSandbox {
             overlay_root: false,
             uid: 0,
             gid: 0,
-            net_iface: o
-                .net
-                .as_ref()
-                .map(|n| n.iface.as_bytes().to_vec())
-                .unwrap_or_default(),
+            net_iface: iface_name(o.net.as_ref()),
             pod: true,
         };
         let fds: Vec<_> = netns.iter().map(|f| f.as_fd()).collect();

@@ -92,6 +92,11 @@ pub(crate) fn spawn(path: &Path, what: &'static str, fd: OwnedFd) -> Result<Chil
     spawn_with_boot_fd(&mut cmd, fd).map_err(|source| SandboxError::Spawn { what, source })
 }
 
+/// The boot message's `net_iface`: the interface's name, or empty for loopback only.
+pub(crate) fn iface_name(net: Option<&NetAttach>) -> Vec<u8> {
+    net.map(|n| n.iface.as_bytes().to_vec()).unwrap_or_default()
+}
+
 /// Opens the network namespace a sandbox will take its interface from.
 pub(crate) fn open_netns(net: Option<&NetAttach>) -> Result<Option<std::fs::File>, SandboxError> {
     net.map(|n| {
@@ -152,11 +157,7 @@ pub fn run_do(o: &DoOptions) -> Result<SentryExit, SandboxError> {
         overlay_root: o.rootfs.is_none(),
         uid: 0,
         gid: 0,
-        net_iface: o
-            .net
-            .as_ref()
-            .map(|n| n.iface.as_bytes().to_vec())
-            .unwrap_or_default(),
+        net_iface: iface_name(o.net.as_ref()),
         pod: false,
     };
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];

@@ -105,12 +105,7 @@ fn decode<T: Record>(key: &str, bytes: &[u8]) -> Result<T, StateError> {
 /// Ids key records and name files elsewhere (CNI caches, `/run/moat/<id>`): the CNI rule for
 /// container ids, which also keeps `/` out of index keys.
 fn check_id(kind: Kind, id: &str) -> Result<(), StateError> {
-    let ok = id.len() <= 255
-        && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
+    if crate::cni::valid_container_id(id) {
         Ok(())
     } else {
         Err(StateError::InvalidId {

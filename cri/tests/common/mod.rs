@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod daemon;
+#[allow(unused_imports)] // not every test file starts a daemon
+pub use daemon::Daemon;
+
 use moat_cri::digest::Digest;
 use moat_cri::oci;
 use moat_cri::reference::Reference;

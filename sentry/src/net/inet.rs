@@ -665,8 +665,7 @@ impl Socket for InetSocket {
         match cmd {
             FIONREAD => {
                 let n = if self.tcp() {
-                    let mut buf = vec![0u8; 1 << 20];
-                    self.net.lock().recv(self.id, &mut buf, true).unwrap_or(0)
+                    self.net.with(|s| s.recv_queue(self.id))
                 } else {
                     let mut buf = vec![0u8; 65536];
                     self.net
@@ -682,7 +681,8 @@ impl Socket for InetSocket {
                 t.mm.write_obj(arg, &0i32)?;
                 Ok(0)
             }
-            _ => super::netlink::ifreq_ioctl(&self.net, t, cmd, arg),
+            // The interface ioctls are answered by `SocketFile` for every family.
+            _ => Err(Errno::ENOTTY),
         }
     }
 

@@ -579,10 +579,6 @@ impl Socket for NetlinkSocket {
     fn wait_queue(&self) -> &WaitQueue {
         &self.q
     }
-
-    fn ioctl(&self, t: &mut Task, cmd: u32, arg: u64) -> SysResult {
-        ifreq_ioctl(&self.net, t, cmd, arg)
-    }
 }
 
 const SIOCGIFNAME: u32 = 0x8910;
