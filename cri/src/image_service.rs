@@ -3,9 +3,8 @@
 //! May touch: the image store under the root, registries through the puller.
 //! Never: answers a request with a panic, or reports an image the store does not hold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -145,7 +144,7 @@ fn spec_image(spec: Option<&api::ImageSpec>) -> Result<String, ImageServiceError
 
 /// Finds the image `key` names: an image ID (`sha256:<hex>` or the hex), or a reference, which
 /// is normalized (`busybox` is `docker.io/library/busybox:latest`).
-fn find_image(store: &Store, key: &str) -> Result<Option<ImageRecord>, ImageServiceError> {
+pub fn find_image(store: &Store, key: &str) -> Result<Option<ImageRecord>, ImageServiceError> {
     if Digest::parse(key).is_ok() || Digest::from_hex(key).is_ok() {
         if let Some(rec) = store.image(key)? {
             return Ok(Some(rec));
@@ -268,39 +267,9 @@ fn verbose_info(store: &Store, rec: &ImageRecord) -> HashMap<String, String> {
     HashMap::from([("info".to_owned(), info.to_string())])
 }
 
-/// Bytes (allocated blocks) and inodes under `root`, each inode counted once.
 fn usage(root: &Path) -> Result<(u64, u64), ImageServiceError> {
-    let err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ImageServiceError::Usage { path, source }
-    };
-    let mut seen = HashSet::new();
-    let (mut bytes, mut inodes) = (0u64, 0u64);
-    let mut todo = vec![root.to_owned()];
-    while let Some(p) = todo.pop() {
-        let md = match std::fs::symlink_metadata(&p) {
-            Ok(md) => md,
-            // Removed while we walked (a finished pull's temp files): not in use any more.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err(&p)(e)),
-        };
-        if seen.insert((md.dev(), md.ino())) {
-            bytes = bytes.saturating_add(md.blocks().saturating_mul(512));
-            inodes += 1;
-        }
-        if md.is_dir() {
-            match std::fs::read_dir(&p) {
-                Ok(entries) => {
-                    for e in entries {
-                        todo.push(e.map_err(err(&p))?.path());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(err(&p)(e)),
-            }
-        }
-    }
-    Ok((bytes, inodes))
+    crate::disk_usage(root)
+        .map_err(|crate::UsageError { path, source }| ImageServiceError::Usage { path, source })
 }
 
 #[tonic::async_trait]

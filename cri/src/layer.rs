@@ -1,11 +1,14 @@
 //! Image layers: unpacking one tar layer (plain, gzip or zstd) into an empty directory, checking
 //! its diff ID, and applying a stack of unpacked layers to a rootfs with OCI whiteouts.
 //! May touch: only paths beneath the directory it was given.
-//! Never: follows a symlink while writing, creates a device node, or writes through an entry path
-//! that is absolute or climbs with `..`; such a layer is refused whole with [`LayerError`].
+//! Never: follows a symlink while writing, creates a device node (other than overlayfs's 0/0
+//! whiteout), or writes through an entry path that is absolute or climbs with `..`; such a layer
+//! is refused whole with [`LayerError`].
 //!
-//! An unpacked layer keeps its whiteouts as the empty `.wh.NAME` / `.wh..wh..opq` files of the
-//! tar; [`apply`] interprets them when layers are stacked.
+//! An unpacked layer is an overlayfs layer: the tar's `.wh.NAME` becomes a whiteout (character
+//! device 0/0 named NAME) and `.wh..wh..opq` the `trusted.overlay.opaque` mark of its directory,
+//! so a container's rootfs is an overlay mount of the image's layer directories. [`apply`]
+//! interprets the same marks when it copies layers into a flat tree.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -203,11 +206,21 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<'_, R>, dest: &Path) -> Result<(
         return Ok(());
     }
     let file_name = rel.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
-    if matches!(file_name, b".wh.." | b".wh...") {
+    if matches!(file_name, b".wh." | b".wh.." | b".wh...") {
         return Err(LayerError::Unsafe {
             path: shown,
-            reason: "whiteout of `.` or `..`",
+            reason: "whiteout of nothing, `.` or `..`",
         });
+    }
+    if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        ensure_parents(dest, &rel, &shown)?;
+        let parent = dest.join(rel.parent().unwrap_or(Path::new("")));
+        if file_name == OPAQUE_WHITEOUT.as_bytes() {
+            return crate::sys::set_opaque(&parent).map_err(create_err(&parent));
+        }
+        let path = parent.join(OsStr::from_bytes(hidden));
+        clear(&path, false)?;
+        return crate::sys::mknod_whiteout(&path).map_err(create_err(&path));
     }
     if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
         return Err(LayerError::DeviceNode { path: shown });
@@ -287,8 +300,14 @@ fn unpack_entry<R: Read>(entry: &mut tar::Entry<'_, R>, dest: &Path) -> Result<(
     Ok(())
 }
 
+/// Whether `m` describes an overlayfs whiteout (a character device 0/0).
+pub fn is_whiteout(m: &fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
 /// Applies the unpacked layer at `layer` on top of `rootfs`: whiteouts delete what lower layers
-/// put there, an opaque marker empties its directory first, everything else is copied over.
+/// put there, an opaque directory is emptied first, everything else is copied over.
 pub fn apply(layer: &Path, rootfs: &Path) -> Result<(), LayerError> {
     apply_dir(layer, rootfs)
 }
@@ -300,23 +319,13 @@ fn apply_dir(src: &Path, dst: &Path) -> Result<(), LayerError> {
         .collect::<Result<_, _>>()
         .map_err(LayerError::Read)?;
     names.sort();
-    if names.iter().any(|n| n == OPAQUE_WHITEOUT) {
+    if crate::sys::is_opaque(src).map_err(LayerError::Read)? {
         for e in fs::read_dir(dst).map_err(LayerError::Read)? {
             let p = e.map_err(LayerError::Read)?.path();
             clear(&p, false)?;
         }
     }
     for n in &names {
-        if let Some(hidden) = n.as_bytes().strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            if n != OPAQUE_WHITEOUT && !matches!(hidden, b"" | b"." | b"..") {
-                clear(&dst.join(OsStr::from_bytes(hidden)), false)?;
-            }
-        }
-    }
-    for n in names
-        .iter()
-        .filter(|n| !n.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()))
-    {
         let s = src.join(n);
         let d = dst.join(n);
         let m = fs::symlink_metadata(&s).map_err(LayerError::Read)?;
@@ -325,7 +334,9 @@ fn apply_dir(src: &Path, dst: &Path) -> Result<(), LayerError> {
             u64::from(std::os::unix::fs::MetadataExt::gid(&m)),
         );
         let mode = m.permissions().mode();
-        if m.is_dir() {
+        if is_whiteout(&m) {
+            clear(&d, false)?;
+        } else if m.is_dir() {
             if !clear(&d, true)? {
                 fs::create_dir(&d).map_err(create_err(&d))?;
             }

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod cni;
 pub mod config;
+pub mod containers;
 pub mod digest;
 pub mod hosts;
 pub mod image_service;
@@ -27,11 +28,13 @@ pub mod pods;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod runtime_service;
 pub mod server;
 pub mod state;
 pub mod store;
 mod sys;
+pub mod user;
 
 /// An error and its causes on one line, `outer: inner: innermost`: how clients and logs see
 /// it.
@@ -44,4 +47,50 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// A tree [`disk_usage`] could not walk.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot measure {path}")]
+pub struct UsageError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Bytes (allocated blocks) and inodes under `root`, each inode counted once; what vanishes
+/// during the walk is not counted.
+pub fn disk_usage(root: &std::path::Path) -> Result<(u64, u64), UsageError> {
+    use std::io::ErrorKind::NotFound;
+    use std::os::unix::fs::MetadataExt;
+    let err = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| UsageError { path, source }
+    };
+    let mut seen = std::collections::HashSet::new();
+    let (mut bytes, mut inodes) = (0u64, 0u64);
+    let mut todo = vec![root.to_owned()];
+    while let Some(p) = todo.pop() {
+        let md = match std::fs::symlink_metadata(&p) {
+            Ok(md) => md,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err(err(&p)(e)),
+        };
+        if seen.insert((md.dev(), md.ino())) {
+            bytes = bytes.saturating_add(md.blocks().saturating_mul(512));
+            inodes += 1;
+        }
+        if md.is_dir() {
+            match std::fs::read_dir(&p) {
+                Ok(entries) => {
+                    for e in entries {
+                        todo.push(e.map_err(err(&p))?.path());
+                    }
+                }
+                Err(e) if e.kind() == NotFound => {}
+                Err(e) => return Err(err(&p)(e)),
+            }
+        }
+    }
+    Ok((bytes, inodes))
 }

@@ -110,6 +110,34 @@ pub struct ImageConfig {
     pub config: Option<serde_json::Value>,
 }
 
+/// The run settings of an image config (its `config` object), as a container starts from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RunConfig {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: String,
+    #[serde(default)]
+    pub stop_signal: String,
+}
+
+impl ImageConfig {
+    /// The run settings; an image without them (or with malformed ones) has the defaults.
+    pub fn run_config(&self) -> RunConfig {
+        self.config
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// What a manifest endpoint returned, by the document's own or the response's media type.
 #[derive(Debug, Clone)]
 pub enum ManifestKind {

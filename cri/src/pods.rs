@@ -54,6 +54,12 @@ pub enum PodError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the pod file {path}")]
+    PodFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot make the pod's network namespace")]
     NetNs(#[from] NetNsError),
     #[error("cannot attach the pod to its network")]
@@ -130,6 +136,57 @@ fn pod_network(pod: &PodSandbox, netns: &Path) -> PodNetwork {
     }
 }
 
+/// The files every container of a pod sees (bound in by [`crate::containers`]): where each
+/// lives in the pod directory and in the container.
+pub const POD_FILES: [(&str, &str); 3] = [
+    ("resolv.conf", "/etc/resolv.conf"),
+    ("hostname", "/etc/hostname"),
+    ("hosts", "/etc/hosts"),
+];
+
+/// The resolv.conf of a pod: its DNSConfig, or the host's when it has none.
+fn resolv_conf(dns: Option<&DnsConfig>) -> std::io::Result<String> {
+    let Some(dns) = dns else {
+        return std::fs::read_to_string("/etc/resolv.conf").or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(String::new())
+            } else {
+                Err(e)
+            }
+        });
+    };
+    let mut out = String::new();
+    if !dns.searches.is_empty() {
+        out.push_str(&format!("search {}\n", dns.searches.join(" ")));
+    }
+    for s in &dns.servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !dns.options.is_empty() {
+        out.push_str(&format!("options {}\n", dns.options.join(" ")));
+    }
+    Ok(out)
+}
+
+/// Writes the pod's resolv.conf, hostname and hosts into its directory.
+fn write_pod_files(dir: &Path, pod: &PodSandbox, ips: &[IpAddr]) -> Result<(), PodError> {
+    let file_err = |path: PathBuf| move |source| PodError::PodFile { path, source };
+    let resolv =
+        resolv_conf(pod.dns.as_ref()).map_err(file_err(PathBuf::from("/etc/resolv.conf")))?;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for ip in ips {
+        hosts.push_str(&format!("{ip}\t{}\n", pod.hostname));
+    }
+    let hostname = format!("{}\n", pod.hostname);
+    for ((name, _), text) in POD_FILES.iter().zip([resolv, hostname, hosts]) {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(file_err(path.clone()))?;
+    }
+    Ok(())
+}
+
 /// The pids of the shims serving `dir` (`moat shim --dir <dir> ...`).
 fn shim_pids(dir: &Path) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -172,11 +229,22 @@ impl Pods {
         &self.cni
     }
 
-    fn pod_dir(&self, id: &str) -> PathBuf {
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn store_arc(&self) -> Arc<StateStore> {
+        self.store.clone()
+    }
+
+    /// `<state>/pods/<id>`: where the pod's shim serves and its files are.
+    pub fn pod_dir(&self, id: &str) -> PathBuf {
         self.pods_dir.join(id)
     }
 
-    fn lock_of(&self, id: &str) -> Arc<Mutex<()>> {
+    /// A lock for pod `id`'s life: stop and remove hold it, and container create and start
+    /// hold it too, so no container starts in a pod being torn down.
+    pub fn lock_of(&self, id: &str) -> Arc<Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(id.to_owned()).or_default().clone()
     }
@@ -301,6 +369,7 @@ impl Pods {
             .collect();
         // The primary address is the IPv4 one, as in containerd.
         ips.sort_by_key(|ip| !ip.is_ipv4());
+        write_pod_files(&dir, pod, &ips)?;
         let net = NetAttach {
             netns: ns.path().to_owned(),
             iface: DEFAULT_IFNAME.to_owned(),

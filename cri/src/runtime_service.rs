@@ -1,14 +1,19 @@
-//! The CRI RuntimeService: Version, Status and the pod sandbox RPCs ([`crate::pods`]); the
-//! container RPCs answer Unimplemented, naming themselves, until they are built.
-//! May touch: what [`crate::pods`] may, through it, on blocking threads.
+//! The CRI RuntimeService: Version, Status, the pod sandbox RPCs ([`crate::pods`]) and the
+//! container RPCs ([`crate::containers`]). Exec, Attach, PortForward (streaming) and
+//! CheckpointContainer answer Unimplemented, naming themselves.
+//! May touch: what [`crate::pods`] and [`crate::containers`] may, through them, on blocking
+//! threads.
 //! Never: claims a condition (RuntimeReady, NetworkReady) it cannot back.
 
 use std::sync::Arc;
 
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::api;
+use crate::containers::{ContainerError, Containers};
 use crate::pods::{PodError, Pods};
+use crate::rootfs::RootfsError;
 use crate::state::StateError;
 
 /// The runtime name Version reports.
@@ -21,14 +26,39 @@ pub const KUBELET_API_VERSION: &str = "0.1.0";
 pub struct RuntimeServer {
     runtime_handlers: Vec<String>,
     pods: Arc<Pods>,
+    containers: Arc<Containers>,
+    cgroup_driver: api::CgroupDriver,
+    /// The pod CIDR kubelet last gave (UpdateRuntimeConfig); CNI configs carry their own
+    /// ranges, so it is kept for Status only.
+    pod_cidr: Arc<std::sync::Mutex<String>>,
 }
 
 impl RuntimeServer {
-    pub fn new(runtime_handlers: Vec<String>, pods: Arc<Pods>) -> Self {
+    pub fn new(
+        runtime_handlers: Vec<String>,
+        pods: Arc<Pods>,
+        containers: Arc<Containers>,
+        cgroup_driver: api::CgroupDriver,
+    ) -> Self {
         Self {
             runtime_handlers,
             pods,
+            containers,
+            cgroup_driver,
+            pod_cidr: Arc::default(),
         }
+    }
+
+    /// Runs `f` on the containers on a blocking thread.
+    async fn on_containers<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Arc<Containers>, &Pods) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let (containers, pods) = (self.containers.clone(), self.pods.clone());
+        tokio::task::spawn_blocking(move || f(&containers, &pods))
+            .await
+            .map_err(|e| Status::internal(format!("a container operation panicked: {e}")))?
+            .map_err(Status::from)
     }
 
     /// Runs `f` on the pods on a blocking thread.
@@ -54,14 +84,58 @@ impl From<PodError> for Status {
             PodError::NetworkNotReady(_) | PodError::MoatMissing(_) => {
                 Status::failed_precondition(msg)
             }
-            PodError::State(StateError::NotFound { .. }) => Status::not_found(msg),
-            PodError::State(StateError::AlreadyExists { .. }) => Status::already_exists(msg),
-            PodError::State(StateError::InvalidId { .. } | StateError::Ambiguous { .. }) => {
-                Status::invalid_argument(msg)
-            }
+            PodError::State(e) => state_status(e, msg),
             _ => Status::internal(msg),
         }
     }
+}
+
+fn state_status(e: &StateError, msg: String) -> Status {
+    match e {
+        StateError::NotFound { .. } => Status::not_found(msg),
+        StateError::AlreadyExists { .. } => Status::already_exists(msg),
+        StateError::InvalidId { .. } | StateError::Ambiguous { .. } => {
+            Status::invalid_argument(msg)
+        }
+        _ => Status::internal(msg),
+    }
+}
+
+impl From<ContainerError> for Status {
+    fn from(e: ContainerError) -> Self {
+        let msg = crate::error_chain(&e);
+        match e {
+            ContainerError::Invalid(_)
+            | ContainerError::Convert(_)
+            | ContainerError::User(_)
+            | ContainerError::Rootfs(RootfsError::BadMount { .. }) => Status::invalid_argument(msg),
+            ContainerError::Precondition(_) => Status::failed_precondition(msg),
+            ContainerError::NoImage(_) => Status::not_found(msg),
+            ContainerError::Image(e) => {
+                let code = Status::from(e).code();
+                Status::new(code, msg)
+            }
+            ContainerError::Timeout(_) => Status::deadline_exceeded(msg),
+            ContainerError::State(e) => state_status(&e, msg),
+            _ => Status::internal(msg),
+        }
+    }
+}
+
+/// A container id the request must carry.
+fn required_container(id: String) -> Result<String, Status> {
+    if id.is_empty() {
+        Err(Status::invalid_argument("container_id is required"))
+    } else {
+        Ok(id)
+    }
+}
+
+/// A timeout in seconds as CRI gives it (negative: invalid).
+fn seconds(what: &str, s: i64) -> Result<std::time::Duration, Status> {
+    u64::try_from(s)
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| Status::invalid_argument(format!("{what} may not be negative")))
 }
 
 /// A pod sandbox id the request must carry.
@@ -75,7 +149,9 @@ fn required_id(id: String) -> Result<String, Status> {
 
 /// The answer of an RPC that a later piece of work implements.
 fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not implemented by moat-cri yet"))
+    Status::unimplemented(format!(
+        "{rpc} is not implemented by moat-cri yet (streaming and checkpoints come later)"
+    ))
 }
 
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> api::RuntimeCondition {
@@ -129,8 +205,9 @@ impl api::RuntimeService for RuntimeServer {
         }))
     }
 
-    type GetContainerEventsStream =
-        tokio_stream::Empty<Result<api::ContainerEventResponse, Status>>;
+    type GetContainerEventsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<api::ContainerEventResponse, Status>> + Send>,
+    >;
 
     async fn run_pod_sandbox(
         &self,
@@ -151,6 +228,12 @@ impl api::RuntimeService for RuntimeServer {
         request: Request<api::StopPodSandboxRequest>,
     ) -> Result<Response<api::StopPodSandboxResponse>, Status> {
         let id = required_id(request.into_inner().pod_sandbox_id)?;
+        let pod_id = id.clone();
+        self.on_containers(move |c, pods| match pods.store().get_pod(&pod_id) {
+            Ok(p) => c.stop_pod_containers(&p.id),
+            Err(_) => Ok(()),
+        })
+        .await?;
         self.blocking(move |pods| pods.stop(&id)).await?;
         Ok(Response::new(api::StopPodSandboxResponse {}))
     }
@@ -160,6 +243,12 @@ impl api::RuntimeService for RuntimeServer {
         request: Request<api::RemovePodSandboxRequest>,
     ) -> Result<Response<api::RemovePodSandboxResponse>, Status> {
         let id = required_id(request.into_inner().pod_sandbox_id)?;
+        let pod_id = id.clone();
+        self.on_containers(move |c, pods| match pods.store().get_pod(&pod_id) {
+            Ok(p) => c.remove_pod_containers(&p.id),
+            Err(_) => Ok(()),
+        })
+        .await?;
         self.blocking(move |pods| pods.remove(&id)).await?;
         Ok(Response::new(api::RemovePodSandboxResponse {}))
     }
@@ -189,65 +278,106 @@ impl api::RuntimeService for RuntimeServer {
 
     async fn create_container(
         &self,
-        _request: Request<api::CreateContainerRequest>,
+        request: Request<api::CreateContainerRequest>,
     ) -> Result<Response<api::CreateContainerResponse>, Status> {
-        Err(not_yet("CreateContainer"))
+        let r = request.into_inner();
+        let pod_id = required_id(r.pod_sandbox_id)?;
+        let config = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("CreateContainer needs a config"))?;
+        let container_id = self
+            .on_containers(move |c, _| c.create(&pod_id, &config))
+            .await?;
+        Ok(Response::new(api::CreateContainerResponse { container_id }))
     }
 
     async fn start_container(
         &self,
-        _request: Request<api::StartContainerRequest>,
+        request: Request<api::StartContainerRequest>,
     ) -> Result<Response<api::StartContainerResponse>, Status> {
-        Err(not_yet("StartContainer"))
+        let id = required_container(request.into_inner().container_id)?;
+        self.on_containers(move |c, _| c.start(&id)).await?;
+        Ok(Response::new(api::StartContainerResponse {}))
     }
 
     async fn stop_container(
         &self,
-        _request: Request<api::StopContainerRequest>,
+        request: Request<api::StopContainerRequest>,
     ) -> Result<Response<api::StopContainerResponse>, Status> {
-        Err(not_yet("StopContainer"))
+        let r = request.into_inner();
+        let id = required_container(r.container_id)?;
+        let timeout = seconds("timeout", r.timeout)?;
+        self.on_containers(move |c, _| c.stop(&id, timeout)).await?;
+        Ok(Response::new(api::StopContainerResponse {}))
     }
 
     async fn remove_container(
         &self,
-        _request: Request<api::RemoveContainerRequest>,
+        request: Request<api::RemoveContainerRequest>,
     ) -> Result<Response<api::RemoveContainerResponse>, Status> {
-        Err(not_yet("RemoveContainer"))
+        let id = required_container(request.into_inner().container_id)?;
+        self.on_containers(move |c, _| c.remove(&id)).await?;
+        Ok(Response::new(api::RemoveContainerResponse {}))
     }
 
     async fn list_containers(
         &self,
-        _request: Request<api::ListContainersRequest>,
+        request: Request<api::ListContainersRequest>,
     ) -> Result<Response<api::ListContainersResponse>, Status> {
-        Err(not_yet("ListContainers"))
+        let filter = request.into_inner().filter;
+        let containers = self
+            .on_containers(move |c, _| c.list(filter.as_ref()))
+            .await?;
+        Ok(Response::new(api::ListContainersResponse { containers }))
     }
 
     async fn container_status(
         &self,
-        _request: Request<api::ContainerStatusRequest>,
+        request: Request<api::ContainerStatusRequest>,
     ) -> Result<Response<api::ContainerStatusResponse>, Status> {
-        Err(not_yet("ContainerStatus"))
+        let id = required_container(request.into_inner().container_id)?;
+        let status = self.on_containers(move |c, _| c.status(&id)).await?;
+        Ok(Response::new(api::ContainerStatusResponse {
+            status: Some(status),
+            ..Default::default()
+        }))
     }
 
     async fn update_container_resources(
         &self,
-        _request: Request<api::UpdateContainerResourcesRequest>,
+        request: Request<api::UpdateContainerResourcesRequest>,
     ) -> Result<Response<api::UpdateContainerResourcesResponse>, Status> {
-        Err(not_yet("UpdateContainerResources"))
+        let r = request.into_inner();
+        let id = required_container(r.container_id)?;
+        self.on_containers(move |c, _| c.update_resources(&id, r.linux.as_ref()))
+            .await?;
+        Ok(Response::new(api::UpdateContainerResourcesResponse {}))
     }
 
     async fn reopen_container_log(
         &self,
-        _request: Request<api::ReopenContainerLogRequest>,
+        request: Request<api::ReopenContainerLogRequest>,
     ) -> Result<Response<api::ReopenContainerLogResponse>, Status> {
-        Err(not_yet("ReopenContainerLog"))
+        let id = required_container(request.into_inner().container_id)?;
+        self.on_containers(move |c, _| c.reopen_log(&id)).await?;
+        Ok(Response::new(api::ReopenContainerLogResponse {}))
     }
 
     async fn exec_sync(
         &self,
-        _request: Request<api::ExecSyncRequest>,
+        request: Request<api::ExecSyncRequest>,
     ) -> Result<Response<api::ExecSyncResponse>, Status> {
-        Err(not_yet("ExecSync"))
+        let r = request.into_inner();
+        let id = required_container(r.container_id)?;
+        let timeout = seconds("timeout", r.timeout)?;
+        let out = self
+            .on_containers(move |c, _| c.exec_sync(&id, r.cmd, timeout))
+            .await?;
+        Ok(Response::new(api::ExecSyncResponse {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code: out.exit_code,
+        }))
     }
 
     async fn exec(
@@ -273,37 +403,85 @@ impl api::RuntimeService for RuntimeServer {
 
     async fn container_stats(
         &self,
-        _request: Request<api::ContainerStatsRequest>,
+        request: Request<api::ContainerStatsRequest>,
     ) -> Result<Response<api::ContainerStatsResponse>, Status> {
-        Err(not_yet("ContainerStats"))
+        let id = required_container(request.into_inner().container_id)?;
+        let stats = self.on_containers(move |c, _| c.stats(&id)).await?;
+        Ok(Response::new(api::ContainerStatsResponse {
+            stats: Some(stats),
+        }))
     }
 
     async fn list_container_stats(
         &self,
-        _request: Request<api::ListContainerStatsRequest>,
+        request: Request<api::ListContainerStatsRequest>,
     ) -> Result<Response<api::ListContainerStatsResponse>, Status> {
-        Err(not_yet("ListContainerStats"))
+        let filter = request.into_inner().filter;
+        let stats = self
+            .on_containers(move |c, _| c.list_stats(filter.as_ref()))
+            .await?;
+        Ok(Response::new(api::ListContainerStatsResponse { stats }))
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _request: Request<api::PodSandboxStatsRequest>,
+        request: Request<api::PodSandboxStatsRequest>,
     ) -> Result<Response<api::PodSandboxStatsResponse>, Status> {
-        Err(not_yet("PodSandboxStats"))
+        let id = required_id(request.into_inner().pod_sandbox_id)?;
+        let stats = self
+            .on_containers(move |c, pods| {
+                let pod = pods.store().get_pod(&id)?;
+                c.pod_stats(&pod)
+            })
+            .await?;
+        Ok(Response::new(api::PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _request: Request<api::ListPodSandboxStatsRequest>,
+        request: Request<api::ListPodSandboxStatsRequest>,
     ) -> Result<Response<api::ListPodSandboxStatsResponse>, Status> {
-        Err(not_yet("ListPodSandboxStats"))
+        let filter = request.into_inner().filter;
+        let stats = self
+            .on_containers(move |c, pods| {
+                let f = crate::state::PodFilter {
+                    id: filter
+                        .as_ref()
+                        .map(|f| f.id.clone())
+                        .filter(|i| !i.is_empty()),
+                    state: None,
+                    labels: filter
+                        .as_ref()
+                        .map(|f| crate::state::cri::string_map(&f.label_selector))
+                        .unwrap_or_default(),
+                };
+                pods.store()
+                    .list_pods(&f)?
+                    .iter()
+                    .map(|p| c.pod_stats(p))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(Response::new(api::ListPodSandboxStatsResponse { stats }))
     }
 
     async fn update_runtime_config(
         &self,
-        _request: Request<api::UpdateRuntimeConfigRequest>,
+        request: Request<api::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<api::UpdateRuntimeConfigResponse>, Status> {
-        Err(not_yet("UpdateRuntimeConfig"))
+        let cidr = request
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        if !cidr.is_empty() {
+            tracing::info!(pod_cidr = %cidr, "kubelet set the pod CIDR (the CNI config decides addresses)");
+            *self.pod_cidr.lock().unwrap_or_else(|e| e.into_inner()) = cidr;
+        }
+        Ok(Response::new(api::UpdateRuntimeConfigResponse {}))
     }
 
     async fn checkpoint_container(
@@ -315,29 +493,58 @@ impl api::RuntimeService for RuntimeServer {
 
     async fn get_container_events(
         &self,
-        _request: Request<api::GetEventsRequest>,
+        request: Request<api::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        Err(not_yet("GetContainerEvents"))
+        let _ = request;
+        let rx = self.containers.subscribe();
+        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|ev| match ev {
+            Ok(ev) => Some(Ok(ev)),
+            Err(e) => {
+                tracing::warn!(error = %e, "a container events client fell behind");
+                None
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_metric_descriptors(
         &self,
-        _request: Request<api::ListMetricDescriptorsRequest>,
+        request: Request<api::ListMetricDescriptorsRequest>,
     ) -> Result<Response<api::ListMetricDescriptorsResponse>, Status> {
-        Err(not_yet("ListMetricDescriptors"))
+        let _ = request;
+        Ok(Response::new(api::ListMetricDescriptorsResponse {
+            descriptors: crate::containers::metric_descriptors(),
+        }))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
-        _request: Request<api::ListPodSandboxMetricsRequest>,
+        request: Request<api::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<api::ListPodSandboxMetricsResponse>, Status> {
-        Err(not_yet("ListPodSandboxMetrics"))
+        let _ = request;
+        let metrics = self
+            .on_containers(|c, pods| {
+                pods.store()
+                    .list_pods(&crate::state::PodFilter::default())?
+                    .iter()
+                    .map(|p| c.pod_metrics(p))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(Response::new(api::ListPodSandboxMetricsResponse {
+            pod_metrics: metrics,
+        }))
     }
 
     async fn runtime_config(
         &self,
-        _request: Request<api::RuntimeConfigRequest>,
+        request: Request<api::RuntimeConfigRequest>,
     ) -> Result<Response<api::RuntimeConfigResponse>, Status> {
-        Err(not_yet("RuntimeConfig"))
+        let _ = request;
+        Ok(Response::new(api::RuntimeConfigResponse {
+            linux: Some(api::LinuxRuntimeConfiguration {
+                cgroup_driver: self.cgroup_driver as i32,
+            }),
+        }))
     }
 }

@@ -14,6 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::api;
 use crate::cni::{Cni, CniConfig};
 use crate::config::Config;
+use crate::containers::Containers;
 use crate::image_service::ImageServer;
 use crate::pods::{sibling_moat, Pods};
 use crate::pull::Puller;
@@ -116,6 +117,17 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
         config.runtime_handlers.clone(),
         sibling_moat(),
     ));
+    let containers = Arc::new(Containers::new(
+        pods.store_arc(),
+        store.clone(),
+        pods.clone(),
+        &config.root,
+    ));
+    match containers.recover() {
+        Ok(n) if n > 0 => tracing::info!(running = n, "watching the containers found running"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %crate::error_chain(&e), "cannot recover containers"),
+    }
     let puller = Arc::new(Puller::new(
         RegistryClient::new(config.registry_options()),
         store,
@@ -125,6 +137,8 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
         .add_service(api::RuntimeServiceServer::new(RuntimeServer::new(
             config.runtime_handlers.clone(),
             pods,
+            containers,
+            api::CgroupDriver::Cgroupfs,
         )))
         .add_service(api::ImageServiceServer::new(ImageServer::new(puller)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)

@@ -1,13 +1,14 @@
 //! Host calls of moat-cri beyond std (its only unsafe code): network namespaces ([`crate::netns`]),
-//! the one interface flag they need, and killing a CNI plugin's process group. Each wrapper takes paths and fds the caller owns for the
+//! the one interface flag they need, killing a CNI plugin's process group, overlayfs whiteouts
+//! and the mounts of container roots ([`crate::rootfs`]). Each wrapper takes paths and fds the caller owns for the
 //! duration of the call; none keeps a pointer past it.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -57,10 +58,7 @@ pub(crate) fn bind_mount(src: &Path, dst: &Path) -> io::Result<()> {
 
 /// Lazily unmounts `path` (umount2(2) with MNT_DETACH | UMOUNT_NOFOLLOW).
 pub(crate) fn detach_unmount(path: &Path) -> io::Result<()> {
-    let path = c_path(path)?;
-    // SAFETY: `path` is a NUL-terminated string alive for the call.
-    let r = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
-    check(r).map(drop)
+    detach_unmount_path(&c_path(path)?)
 }
 
 /// Whether `fd` is a file of the nsfs file system (a namespace, as /proc/*/ns/* and their bind
@@ -114,4 +112,288 @@ pub(crate) fn kill_process_group(pgid: u32) -> io::Result<()> {
     // SAFETY: kill(2) takes no pointers; a negative pid names the process group `pgid` (> 1, so
     // never "every process").
     check(unsafe { libc::kill(-pgid, libc::SIGKILL) }).map(drop)
+}
+
+/// Makes an overlayfs whiteout at `path`: a character device 0/0 (mknod(2)).
+pub(crate) fn mknod_whiteout(path: &Path) -> io::Result<()> {
+    let path = c_path(path)?;
+    // SAFETY: `path` is a NUL-terminated string alive for the call; device 0/0 is the
+    // whiteout overlayfs defines, which no driver backs.
+    check(unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR, 0) }).map(drop)
+}
+
+/// The overlayfs xattr that makes a directory opaque.
+const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+
+/// Marks the directory `path` opaque for overlayfs (lower layers' entries are hidden).
+pub(crate) fn set_opaque(path: &Path) -> io::Result<()> {
+    let path = c_path(path)?;
+    // SAFETY: `path` and the name are NUL-terminated strings and the value a 1-byte buffer,
+    // all alive for the call; lsetxattr(2) does not follow a final symlink.
+    let r = unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            OPAQUE_XATTR.as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    check(r).map(drop)
+}
+
+/// Whether the directory `path` is marked opaque for overlayfs.
+pub(crate) fn is_opaque(path: &Path) -> io::Result<bool> {
+    let path = c_path(path)?;
+    let mut value = [0u8; 4];
+    // SAFETY: `path` and the name are NUL-terminated strings alive for the call and `value` a
+    // writable buffer of the length passed.
+    let r = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            OPAQUE_XATTR.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA | libc::ENOTSUP) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    Ok(value.get(..usize::try_from(r).unwrap_or(0)) == Some(&b"y"[..]))
+}
+
+/// Mounts an overlay of `lower` (top first) under `upper`/`work` at `target`.
+pub(crate) fn mount_overlay(
+    lower: &[&Path],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> io::Result<()> {
+    let mut data = b"lowerdir=".to_vec();
+    for (i, l) in lower.iter().enumerate() {
+        let bytes = l.as_os_str().as_bytes();
+        if bytes.iter().any(|b| matches!(b, b':' | b',' | b'\\')) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "layer path has a character overlayfs options cannot carry",
+            ));
+        }
+        if i > 0 {
+            data.push(b':');
+        }
+        data.extend_from_slice(bytes);
+    }
+    for (key, p) in [(&b",upperdir="[..], upper), (b",workdir=", work)] {
+        data.extend_from_slice(key);
+        data.extend_from_slice(p.as_os_str().as_bytes());
+    }
+    // One page is all mount(2) copies of the options.
+    if data.len() >= 4095 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many layers for one overlay mount",
+        ));
+    }
+    let data = CString::new(data)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
+    let target = c_path(target)?;
+    // SAFETY: all pointers are NUL-terminated strings alive for the call.
+    let r = unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            target.as_ptr(),
+            c"overlay".as_ptr(),
+            libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
+    };
+    check(r).map(drop)
+}
+
+fn detach_unmount_path(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a NUL-terminated string alive for the call.
+    let r = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+    check(r).map(drop)
+}
+
+/// Opens `path` beneath the directory `root` as if `root` were `/` (openat2(2) with
+/// RESOLVE_IN_ROOT: `..` and absolute symlinks stay inside it; no magic links).
+pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = c_path(rel)?;
+    // SAFETY: an all-zero open_how is a valid value (integers only).
+    let mut how: libc::open_how = unsafe { mem::zeroed() };
+    how.flags = u64::try_from(flags | libc::O_CLOEXEC).unwrap_or(0);
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `c` is a NUL-terminated string and `how` an open_how, both alive for the
+        // call; the size passed is the struct's.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            let fd =
+                libc::c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+            // SAFETY: openat2 returned a new fd that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) && e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Makes the directory `name` in the directory `dir` (mkdirat(2)); an existing one is fine.
+pub(crate) fn mkdir_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32) -> io::Result<()> {
+    let c = c_path(Path::new(name))?;
+    // SAFETY: `c` is a NUL-terminated string alive for the call.
+    match check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) }) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// Makes the empty file `name` in the directory `dir` if nothing is there (never through a
+/// symlink).
+pub(crate) fn touch_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32) -> io::Result<()> {
+    let c = c_path(Path::new(name))?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `c` is a NUL-terminated string alive for the call.
+    match check(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, mode) }) {
+        // SAFETY: openat returned a new fd that nothing else owns; it is closed at once.
+        Ok(fd) => drop(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Bind-mounts `src` (with the mounts beneath it) onto the open mount point `target`, which
+/// must be of the same kind (file or directory): open_tree(2), mount_setattr(2) for read-only
+/// (only the top mount, or every mount with `recursive_ro`), move_mount(2).
+pub(crate) fn attach_bind(
+    src: &Path,
+    target: BorrowedFd<'_>,
+    read_only: bool,
+    recursive_ro: bool,
+) -> io::Result<()> {
+    let c = c_path(src)?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
+    // SAFETY: `c` is a NUL-terminated string alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: open_tree returned a new fd that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    if read_only || recursive_ro {
+        let attr = libc::mount_attr {
+            attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let mut at = libc::AT_EMPTY_PATH;
+        if recursive_ro {
+            at |= libc::AT_RECURSIVE;
+        }
+        // SAFETY: the empty path is a static NUL-terminated string and `attr` a mount_attr,
+        // both alive for the call; the size passed is the struct's.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                at,
+                &attr as *const libc::mount_attr,
+                mem::size_of::<libc::mount_attr>(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: both paths are static empty NUL-terminated strings; the fds are open for the
+    // call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes the mount at `path` read-only (mount_setattr(2) on that mount only, not those
+/// beneath it).
+pub(crate) fn set_read_only(path: &Path) -> io::Result<()> {
+    let c = c_path(path)?;
+    let mut attr: libc::mount_attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `c` is a NUL-terminated string and `attr` a mount_attr, both alive for the call;
+    // the size passed is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            &mut attr as *mut libc::mount_attr,
+            mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The target of the symlink `fd` was opened on (O_PATH | O_NOFOLLOW), by readlinkat(2) with an
+/// empty path.
+pub(crate) fn read_link_fd(fd: BorrowedFd<'_>) -> io::Result<std::path::PathBuf> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: the path is a static empty NUL-terminated string and `buf` a writable buffer of
+    // the length passed.
+    let r = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(r).map_err(|_| io::Error::last_os_error())?;
+    if n >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(std::path::PathBuf::from(std::ffi::OsString::from_vec(buf)))
 }

@@ -2,7 +2,7 @@
 //! the tests build and push themselves through the registry HTTP API.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -111,7 +111,7 @@ fn pull_by_tag_unpacks_layers_and_applies_whiteouts() {
         pushed.config
     );
 
-    // Each layer is unpacked on its own, whiteouts kept as markers.
+    // Each layer is unpacked on its own, whiteouts as overlayfs keeps them.
     let store = puller.store();
     let lower_dir = store.layer_path(&pushed.diff_ids[1]);
     assert_eq!(
@@ -119,7 +119,12 @@ fn pull_by_tag_unpacks_layers_and_applies_whiteouts() {
         b"hello\n"
     );
     let upper_dir = store.layer_path(&pushed.diff_ids[2]);
-    assert!(upper_dir.join("etc/.wh.hello").exists());
+    let wh = fs::symlink_metadata(upper_dir.join("etc/hello")).expect("whiteout");
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "etc/.wh.hello became a 0/0 device"
+    );
+    assert!(!upper_dir.join("etc/.wh.hello").exists());
     let keep_mode = fs::metadata(lower_dir.join("etc/keep"))
         .expect("keep")
         .permissions()

@@ -67,6 +67,11 @@ pub enum ControlMsg {
     },
     /// Deliver `signal` to the init process of container `id` (or to exec `id`).
     Signal { id: Vec<u8>, signal: u8 },
+    /// Forget container `id`, which has ended: its root is unmounted (its gofer goes away
+    /// with it).
+    RemoveContainer { id: Vec<u8> },
+    /// Report what each container uses ([`SentryEvent::Stats`]).
+    Stats,
 }
 
 impl Message for ControlMsg {
@@ -91,6 +96,12 @@ impl Message for ControlMsg {
             ControlMsg::Signal { id, signal } => {
                 e.u8(2).bytes(id).u8(*signal);
             }
+            ControlMsg::RemoveContainer { id } => {
+                e.u8(3).bytes(id);
+            }
+            ControlMsg::Stats => {
+                e.u8(4);
+            }
         }
     }
     fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -109,6 +120,8 @@ impl Message for ControlMsg {
                 id: d.bytes()?,
                 signal: d.u8()?,
             },
+            3 => ControlMsg::RemoveContainer { id: d.bytes()? },
+            4 => ControlMsg::Stats,
             t => {
                 return Err(DecodeError::UnknownTag {
                     what: "control message",
@@ -129,6 +142,25 @@ pub enum SentryEvent {
     /// The init process of container `id` (or exec `id`) ended; for a container, every other
     /// process of it was killed.
     Exited { id: Vec<u8>, status: SentryExit },
+    /// The answer to [`ControlMsg::Stats`]: one entry per container the sentry knows, and the
+    /// whole pod's memory.
+    Stats {
+        containers: Vec<ContainerUsage>,
+        pod_memory_bytes: u64,
+    },
+}
+
+/// What one container uses, as the sentry accounts it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerUsage {
+    pub id: Vec<u8>,
+    /// CPU time of its processes, live and ended, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Resident app memory of its live processes (pages of the memory file they map
+    /// privately), in bytes.
+    pub memory_bytes: u64,
+    /// Live processes.
+    pub processes: u32,
 }
 
 impl Message for SentryEvent {
@@ -143,6 +175,18 @@ impl Message for SentryEvent {
             SentryEvent::Exited { id, status } => {
                 e.u8(2).bytes(id);
                 status.encode_into(e);
+            }
+            SentryEvent::Stats {
+                containers,
+                pod_memory_bytes,
+            } => {
+                e.u8(3).u64(*pod_memory_bytes).count(containers.len());
+                for c in containers {
+                    e.bytes(&c.id)
+                        .u64(c.cpu_ns)
+                        .u64(c.memory_bytes)
+                        .u32(c.processes);
+                }
             }
         }
     }
@@ -160,6 +204,23 @@ impl Message for SentryEvent {
                 id: d.bytes()?,
                 status: SentryExit::decode_from(d)?,
             },
+            3 => {
+                let pod_memory_bytes = d.u64()?;
+                let n = d.count()?;
+                let mut containers = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    containers.push(ContainerUsage {
+                        id: d.bytes()?,
+                        cpu_ns: d.u64()?,
+                        memory_bytes: d.u64()?,
+                        processes: d.u32()?,
+                    });
+                }
+                SentryEvent::Stats {
+                    containers,
+                    pod_memory_bytes,
+                }
+            }
             t => {
                 return Err(DecodeError::UnknownTag {
                     what: "sentry event",
@@ -199,6 +260,8 @@ mod tests {
                 id: b"c1".to_vec(),
                 signal: 15,
             },
+            ControlMsg::RemoveContainer { id: b"c1".to_vec() },
+            ControlMsg::Stats,
         ] {
             assert_eq!(ControlMsg::decode(&m.encode()).unwrap(), m);
         }
@@ -214,6 +277,15 @@ mod tests {
             SentryEvent::Exited {
                 id: b"c1".to_vec(),
                 status: SentryExit::Exited(3),
+            },
+            SentryEvent::Stats {
+                containers: vec![ContainerUsage {
+                    id: b"c1".to_vec(),
+                    cpu_ns: 5,
+                    memory_bytes: 4096,
+                    processes: 2,
+                }],
+                pod_memory_bytes: 8192,
             },
         ] {
             assert_eq!(SentryEvent::decode(&ev.encode()).unwrap(), ev);

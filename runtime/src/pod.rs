@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use moat_gofer::Channel;
 use moat_proto::boot::{SentryBoot, SentryExit};
-use moat_proto::control::{ControlMsg, ProcessSpec, SentryEvent};
+use moat_proto::control::{ContainerUsage, ControlMsg, ProcessSpec, SentryEvent};
 
 use crate::sandbox::{
     iface_name, open_netns, sibling, spawn, spawn_gofer, NetAttach, SandboxError,
@@ -40,14 +40,57 @@ struct Events {
     procs: HashMap<Vec<u8>, ProcState>,
     /// The sentry's socket closed.
     gone: bool,
+    /// The latest stats answer and how many have come.
+    stats: Option<PodUsage>,
+    stats_seen: u64,
+}
+
+/// What a pod's containers use, as its sentry accounts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodUsage {
+    pub containers: Vec<ContainerUsage>,
+    /// App memory of the whole pod (the sentry's memory file), in bytes.
+    pub memory_bytes: u64,
 }
 
 /// A running pod sandbox.
 pub struct PodSandbox {
     ctl: Arc<Channel>,
     sentry: Mutex<Child>,
-    gofers: Mutex<Vec<Child>>,
+    /// Container id → the gofer serving its root.
+    gofers: Mutex<HashMap<String, Child>>,
     events: Arc<(Mutex<Events>, Condvar)>,
+    /// Held by one stats request at a time (answers are matched by order).
+    stats_turn: Mutex<()>,
+    /// Asks the gofer-spawning thread for a gofer.
+    spawner: Mutex<std::sync::mpsc::Sender<GoferRequest>>,
+}
+
+/// A gofer to spawn: its root, whether read-only, and where the answer goes.
+type GoferRequest = (
+    std::path::PathBuf,
+    bool,
+    std::sync::mpsc::Sender<Result<(Child, OwnedFd), SandboxError>>,
+);
+
+/// Spawns the pod's gofers on one thread that lives as long as the pod: a gofer dies with the
+/// thread that spawned it (its parent-death signal follows the thread, not the process), and
+/// requests come on short-lived connection threads.
+fn gofer_spawner() -> Result<std::sync::mpsc::Sender<GoferRequest>, SandboxError> {
+    let (tx, rx) = std::sync::mpsc::channel::<GoferRequest>();
+    let gofer_bin = sibling("moat-gofer")?;
+    std::thread::Builder::new()
+        .name("gofer-spawner".into())
+        .spawn(move || {
+            for (root, read_only, reply) in rx {
+                let _ = reply.send(spawn_gofer(&gofer_bin, &root, read_only));
+            }
+        })
+        .map_err(|source| SandboxError::Spawn {
+            what: "the gofer spawner",
+            source,
+        })?;
+    Ok(tx)
 }
 
 impl PodSandbox {
@@ -97,8 +140,10 @@ impl PodSandbox {
         Ok(PodSandbox {
             ctl,
             sentry: Mutex::new(sentry),
-            gofers: Mutex::new(Vec::new()),
+            gofers: Mutex::default(),
             events,
+            stats_turn: Mutex::new(()),
+            spawner: Mutex::new(gofer_spawner()?),
         })
     }
 
@@ -112,12 +157,19 @@ impl PodSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<u32, SandboxError> {
-        let gofer_bin = sibling("moat-gofer")?;
-        let (gofer, gofer_sock) = spawn_gofer(&gofer_bin, rootfs, read_only)?;
-        self.gofers
+        if self.lock_gofers().contains_key(id) {
+            return Err(SandboxError::Control(format!("{id} is already in use")));
+        }
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.spawner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(gofer);
+            .send((rootfs.to_owned(), read_only, reply))
+            .map_err(|_| SandboxError::Control("the gofer spawner is gone".into()))?;
+        let (gofer, gofer_sock) = answer
+            .recv()
+            .map_err(|_| SandboxError::Control("the gofer spawner is gone".into()))??;
+        self.lock_gofers().insert(id.to_owned(), gofer);
         let msg = ControlMsg::StartContainer {
             id: id.as_bytes().to_vec(),
             overlay_root: read_only,
@@ -125,7 +177,79 @@ impl PodSandbox {
         };
         let mut fds = vec![gofer_sock.as_fd()];
         fds.extend(stdio.iter().map(|f| f.as_fd()));
-        self.request(id, &msg, &fds)
+        let r = self.request(id, &msg, &fds);
+        if r.is_err() {
+            if let Some(mut g) = self.lock_gofers().remove(id) {
+                let _ = g.kill();
+                let _ = g.wait();
+            }
+        }
+        r
+    }
+
+    /// Forgets container `id`, which must have ended (or never started): the sentry drops its
+    /// root, its gofer is ended, and the id may be used again.
+    pub fn remove_container(&self, id: &str) -> Result<(), SandboxError> {
+        match self.state(id) {
+            Some(ProcState::Starting | ProcState::Running { .. }) => {
+                return Err(SandboxError::Control(format!("{id} is still running")));
+            }
+            Some(_) => {
+                let msg = ControlMsg::RemoveContainer {
+                    id: id.as_bytes().to_vec(),
+                };
+                self.ctl
+                    .send_msg(&msg, &[])
+                    .map_err(|source| SandboxError::Boot {
+                        what: "the sentry",
+                        source,
+                    })?;
+            }
+            None => {}
+        }
+        self.lock_events().procs.remove(id.as_bytes());
+        if let Some(mut g) = self.lock_gofers().remove(id) {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        Ok(())
+    }
+
+    /// What the pod's containers use, as the sentry accounts it (waits at most `timeout`).
+    pub fn stats(&self, timeout: Duration) -> Result<PodUsage, SandboxError> {
+        let _turn = self.stats_turn.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.lock_events().stats_seen;
+        self.ctl
+            .send_msg(&ControlMsg::Stats, &[])
+            .map_err(|source| SandboxError::Boot {
+                what: "the sentry",
+                source,
+            })?;
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.events;
+        let mut ev = m.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if ev.stats_seen > seen {
+                return Ok(ev.stats.clone().unwrap_or_default());
+            }
+            if ev.gone {
+                return Err(SandboxError::SentryFailed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SandboxError::Control(
+                    "the sentry did not answer stats".into(),
+                ));
+            }
+            ev = cv
+                .wait_timeout(ev, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn lock_gofers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Child>> {
+        self.gofers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs another process in container `container`; `exec_id` names it for wait/signal.
@@ -246,12 +370,7 @@ impl Drop for PodSandbox {
         let mut s = self.sentry.lock().unwrap_or_else(|e| e.into_inner());
         let _ = s.kill();
         let _ = s.wait();
-        for mut g in self
-            .gofers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for (_, mut g) in self.lock_gofers().drain() {
             let _ = g.kill();
             let _ = g.wait();
         }
@@ -277,6 +396,19 @@ fn read_events(ctl: &Channel, events: &(Mutex<Events>, Condvar)) {
                     _ => 0,
                 };
                 g.procs.insert(id, ProcState::Exited { pid, status });
+            }
+            Ok((
+                SentryEvent::Stats {
+                    containers,
+                    pod_memory_bytes,
+                },
+                _,
+            )) => {
+                g.stats = Some(PodUsage {
+                    containers,
+                    memory_bytes: pod_memory_bytes,
+                });
+                g.stats_seen += 1;
             }
             Err(moat_gofer::ChannelError::Decode(e)) => {
                 tracing::warn!(error = %e, "bad event from the sentry");

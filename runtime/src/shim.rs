@@ -61,13 +61,14 @@ impl Process {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Start container `id` on `rootfs`; its stdout and stderr go to `log_path` in the CRI
-    /// log format.
+    /// log format (none: they are discarded).
     Start {
         id: String,
         rootfs: PathBuf,
         read_only: bool,
         process: Process,
-        log_path: PathBuf,
+        #[serde(default)]
+        log_path: Option<PathBuf>,
     },
     /// Run `process` in container `container` and wait for it (at most `timeout_ms`, 0: no
     /// limit), returning its output.
@@ -81,6 +82,13 @@ pub enum Request {
     Signal { id: String, signal: u8 },
     /// Where container or exec `id` stands.
     State { id: String },
+    /// Where container or exec `id` stands once it has ended, or after `timeout_ms` (0: no
+    /// limit).
+    Wait { id: String, timeout_ms: u64 },
+    /// Forget ended container `id`: its root, gofer and log writer go.
+    Remove { id: String },
+    /// What each container uses, as the sentry accounts it.
+    Stats,
     /// Reopen container `id`'s log file (after kubelet rotated it).
     ReopenLog { id: String },
     /// Stop every container and end the pod and the shim.
@@ -128,11 +136,28 @@ pub enum Response {
         pid: Option<u32>,
         ended: Option<Ended>,
     },
+    Stats {
+        containers: Vec<Usage>,
+        /// App memory of the whole pod.
+        memory_bytes: u64,
+    },
     Done,
     Error {
         message: String,
     },
 }
+
+/// What one container uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    pub id: String,
+    pub cpu_ns: u64,
+    pub memory_bytes: u64,
+    pub processes: u32,
+}
+
+/// How long a stats request waits for the sentry.
+const STATS_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Shim {
     pod: PodSandbox,
@@ -155,21 +180,9 @@ impl Shim {
                 process,
                 log_path,
             } => {
-                let pipes = (|| -> std::io::Result<_> {
-                    let (or, ow) = std::io::pipe()?;
-                    let (er, ew) = std::io::pipe()?;
-                    Ok((or, ow, er, ew))
-                })();
-                let (or, ow, er, ew) = match pipes {
-                    Ok(p) => p,
-                    Err(e) => return err(format!("cannot make pipes: {e}")),
-                };
-                let max = NonZeroUsize::new(DEFAULT_MAX_LINE_SIZE).unwrap_or(NonZeroUsize::MIN);
-                let log = match LogWriter::start(&log_path, max, Some(or.into()), Some(er.into())) {
+                let (log, ow, ew) = match start_log(log_path.as_deref()) {
                     Ok(l) => l,
-                    Err(e) => {
-                        return err(format!("cannot open the log {}: {e}", log_path.display()))
-                    }
+                    Err(e) => return err(e),
                 };
                 let stdin = match null() {
                     Ok(f) => f,
@@ -180,13 +193,15 @@ impl Shim {
                     &rootfs,
                     read_only,
                     process.spec(),
-                    [stdin, ow.into(), ew.into()],
+                    [stdin, ow, ew],
                 ) {
                     Ok(pid) => {
-                        self.logs
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id, Arc::new(log));
+                        if let Some(log) = log {
+                            self.logs
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(id, Arc::new(log));
+                        }
                         Response::Started { pid }
                     }
                     Err(e) => err(e.to_string()),
@@ -205,6 +220,43 @@ impl Shim {
             Request::State { id } => match self.pod.state(&id) {
                 None => err(format!("no container or exec {id}")),
                 Some(s) => state_response(s),
+            },
+            Request::Wait { id, timeout_ms } => {
+                if self.pod.state(&id).is_none() {
+                    return err(format!("no container or exec {id}"));
+                }
+                let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+                let _ = self.pod.wait(&id, timeout);
+                match self.pod.state(&id) {
+                    None => err(format!("{id} was removed")),
+                    Some(s) => state_response(s),
+                }
+            }
+            Request::Remove { id } => match self.pod.remove_container(&id) {
+                Ok(()) => {
+                    self.logs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    Response::Done
+                }
+                Err(e) => err(e.to_string()),
+            },
+            Request::Stats => match self.pod.stats(STATS_TIMEOUT) {
+                Ok(u) => Response::Stats {
+                    containers: u
+                        .containers
+                        .into_iter()
+                        .map(|c| Usage {
+                            id: String::from_utf8_lossy(&c.id).into_owned(),
+                            cpu_ns: c.cpu_ns,
+                            memory_bytes: c.memory_bytes,
+                            processes: c.processes,
+                        })
+                        .collect(),
+                    memory_bytes: u.memory_bytes,
+                },
+                Err(e) => err(e.to_string()),
             },
             Request::ReopenLog { id } => {
                 let log = self
@@ -263,6 +315,27 @@ impl Shim {
             timed_out: ended.is_none(),
         }
     }
+}
+
+/// The log writer of a starting container (none without a log path) and the stdout and
+/// stderr fds to give it.
+fn start_log(path: Option<&Path>) -> Result<(Option<LogWriter>, OwnedFd, OwnedFd), String> {
+    let Some(path) = path else {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| format!("cannot open /dev/null: {e}"))
+        };
+        return Ok((None, open()?, open()?));
+    };
+    let (or, ow) = std::io::pipe().map_err(|e| format!("cannot make pipes: {e}"))?;
+    let (er, ew) = std::io::pipe().map_err(|e| format!("cannot make pipes: {e}"))?;
+    let max = NonZeroUsize::new(DEFAULT_MAX_LINE_SIZE).unwrap_or(NonZeroUsize::MIN);
+    let log = LogWriter::start(path, max, Some(or.into()), Some(er.into()))
+        .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
+    Ok((Some(log), ow.into(), ew.into()))
 }
 
 fn state_response(s: ProcState) -> Response {

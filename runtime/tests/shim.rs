@@ -68,7 +68,7 @@ fn a_shim_outlives_its_client_and_keeps_containers_logs_and_exit_codes() {
             read_only: true,
             process: sh("echo hello; echo oops >&2; hostname; \
                          trap 'echo bye; exit 42' TERM; while true; do sleep 0.1; done"),
-            log_path: log.clone(),
+            log_path: Some(log.clone()),
         })
         .unwrap();
     let Response::Started { pid } = r else {

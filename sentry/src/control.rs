@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use moat_gofer::{Channel, GoferClient};
 use moat_proto::boot::SentryExit;
-use moat_proto::control::{ControlMsg, ProcessSpec, SentryEvent};
+use moat_proto::control::{ContainerUsage, ControlMsg, ProcessSpec, SentryEvent};
 
 use crate::boot::{mount_special, spawn_process, Spawn};
 use crate::kernel::signal::SigInfo;
@@ -30,6 +30,8 @@ struct Pod {
     pids: HashMap<Vec<u8>, i32>,
     /// Processes of containers that ended before their start was recorded.
     early: HashMap<i32, ExitStatus>,
+    /// Container → CPU time (ns) of its processes that have ended.
+    dead_cpu: HashMap<Arc<str>, u64>,
 }
 
 fn report(status: ExitStatus) -> SentryExit {
@@ -57,7 +59,9 @@ pub fn serve(k: &Arc<Kernel>, chan: Arc<Channel>) {
             if tg.container.is_empty() {
                 return;
             }
+            let (user, sys) = tg.cpu_time();
             let mut p = lock(&pod);
+            *p.dead_cpu.entry(tg.container.clone()).or_default() += user + sys;
             let Some(id) = p.watched.remove(&tg.tgid) else {
                 // Maybe a process whose start is being recorded right now (it has no parent);
                 // forked ones have one and are not reported.
@@ -131,6 +135,10 @@ fn handle(
             let r = exec(k, pod, &exec_id, &container, process, fds);
             started(pod, chan, exec_id, r);
         }
+        ControlMsg::RemoveContainer { id } => remove_container(k, pod, &id),
+        ControlMsg::Stats => {
+            let _ = chan.send_msg(&stats(k, pod), &[]);
+        }
         ControlMsg::Signal { id, signal } => {
             let pid = lock(pod).pids.get(&id).copied();
             let sig = i32::from(signal);
@@ -140,6 +148,76 @@ fn handle(
                 }
             }
         }
+    }
+}
+
+/// Forgets an ended container: its root and the mounts under it leave the tree, and its
+/// mount point goes.
+fn remove_container(k: &Arc<Kernel>, pod: &Mutex<Pod>, id: &[u8]) {
+    let root = {
+        let mut p = lock(pod);
+        if p.pids.contains_key(id) {
+            tracing::warn!(id = %String::from_utf8_lossy(id), "not removing a running container");
+            return;
+        }
+        let container: Arc<str> = Arc::from(String::from_utf8_lossy(id).as_ref());
+        p.dead_cpu.remove(&container);
+        p.roots.remove(id)
+    };
+    let Some(root) = root else { return };
+    k.vfs.detach(&root.mnt);
+    let top = &k.vfs.root;
+    if top.d.inode.unlink(id, true).is_ok() {
+        top.d.forget(id);
+    }
+}
+
+/// What each container uses: CPU time of its live and ended processes, resident private
+/// memory of its live ones.
+fn stats(k: &Arc<Kernel>, pod: &Mutex<Pod>) -> SentryEvent {
+    let (ids, mut cpu): (Vec<Vec<u8>>, HashMap<Arc<str>, u64>) = {
+        let p = lock(pod);
+        (p.roots.keys().cloned().collect(), p.dead_cpu.clone())
+    };
+    // Container → (memory-file ranges its processes hold privately, live processes).
+    type Held = (Vec<(u64, u64)>, u32);
+    let mut ranges: HashMap<Arc<str>, Held> = HashMap::new();
+    let groups: Vec<_> = k.procs().groups.values().cloned().collect();
+    let mut seen_mm = std::collections::HashSet::new();
+    for g in groups {
+        if g.container.is_empty() {
+            continue;
+        }
+        let (user, sys) = g.cpu_time();
+        *cpu.entry(g.container.clone()).or_default() += user + sys;
+        let entry = ranges.entry(g.container.clone()).or_default();
+        entry.1 += 1;
+        let mm = g.lock().mm.clone();
+        if let Some(mm) = mm {
+            if seen_mm.insert(mm.id) {
+                mm.private_ranges(&mut entry.0);
+            }
+        }
+    }
+    let containers = ids
+        .into_iter()
+        .map(|id| {
+            let key: Arc<str> = Arc::from(String::from_utf8_lossy(&id).as_ref());
+            let (memory_bytes, processes) = match ranges.get_mut(&key) {
+                Some((r, n)) => (k.mf.resident(r), *n),
+                None => (0, 0),
+            };
+            ContainerUsage {
+                cpu_ns: cpu.get(&key).copied().unwrap_or(0),
+                memory_bytes,
+                processes,
+                id,
+            }
+        })
+        .collect();
+    SentryEvent::Stats {
+        containers,
+        pod_memory_bytes: k.mf.used_bytes(),
     }
 }
 

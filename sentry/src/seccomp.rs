@@ -21,6 +21,10 @@ pub fn filter() -> Result<BpfProgram, seccompiler::BackendError> {
         (libc::SYS_fstat, "donated file sizes"),
         (libc::SYS_lseek, "SEEK_DATA/SEEK_HOLE on the memory file"),
         (libc::SYS_fallocate, "punching holes in the memory file"),
+        (
+            libc::SYS_mincore,
+            "resident pages of the memory file (container stats)",
+        ),
         (libc::SYS_fsync, "fsync of donated files"),
         (libc::SYS_ftruncate, "donated files"),
         (libc::SYS_mmap, "allocator; injected into stubs"),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a real `docker-registry` on 127.0.0.1 and images
 //! the tests build and push themselves.
 #![allow(dead_code)] // each test file uses its own part
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod daemon;
+pub mod pod;
 #[allow(unused_imports)] // not every test file starts a daemon
 pub use daemon::Daemon;
 
@@ -419,6 +421,20 @@ pub fn push_image(
     arch: &str,
     docker: bool,
 ) -> Pushed {
+    let run = serde_json::json!({"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]});
+    push_image_with(reg, repo, tag, layers, arch, docker, run)
+}
+
+/// [`push_image`] with `run` as the config's `config` object (Cmd, Env, User, ...).
+pub fn push_image_with(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    layers: &[(Vec<u8>, Comp)],
+    arch: &str,
+    docker: bool,
+    run: serde_json::Value,
+) -> Pushed {
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     let mut layer_digests = Vec::new();
@@ -443,7 +459,7 @@ pub fn push_image(
     let config = serde_json::json!({
         "architecture": arch,
         "os": "linux",
-        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+        "config": run,
         "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
     });
     let config = serde_json::to_vec(&config).expect("config json");

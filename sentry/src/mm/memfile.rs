@@ -106,6 +106,60 @@ impl MemFile {
         free.insert(off, len);
     }
 
+    /// How many bytes of the file hold memory (pages touched and not punched).
+    pub fn used_bytes(&self) -> u64 {
+        // SAFETY: an all-zero stat is a valid value (integers only).
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: the fd is ours and `st` a writable stat the kernel fills. The raw fstat
+        // syscall (glibc's fstat is newfstatat, which the seccomp filter does not allow).
+        if unsafe { libc::syscall(libc::SYS_fstat, self.fd.as_raw_fd(), &mut st) } != 0 {
+            return 0;
+        }
+        u64::try_from(st.st_blocks).unwrap_or(0) * 512
+    }
+
+    /// How many bytes of the ranges `(offset, length)` hold memory; ranges may overlap (each
+    /// page is counted once).
+    pub fn resident(&self, ranges: &mut [(u64, u64)]) -> u64 {
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for &(off, len) in ranges.iter() {
+            let end = off.saturating_add(len).min(self.size);
+            let off = off - off % PAGE;
+            match merged.last_mut() {
+                Some(last) if off <= last.1 => last.1 = last.1.max(end),
+                _ if off < end => merged.push((off, end)),
+                _ => {}
+            }
+        }
+        let mut pages = 0u64;
+        let mut vec = Vec::new();
+        for (start, end) in merged {
+            let mut at = start;
+            // A chunk at a time keeps the vector small for huge mappings.
+            while at < end {
+                let len = (end - at).min(1 << 30);
+                let n = len.div_ceil(PAGE) as usize;
+                vec.clear();
+                vec.resize(n, 0u8);
+                // SAFETY: [at, at+len) lies inside the sentry's mapping of the file (checked
+                // against `size` above) and `vec` has one byte per page of it.
+                let r = unsafe {
+                    libc::mincore(
+                        self.base.wrapping_add(at as usize).cast(),
+                        len as usize,
+                        vec.as_mut_ptr(),
+                    )
+                };
+                if r == 0 {
+                    pages += vec.iter().filter(|b| **b & 1 != 0).count() as u64;
+                }
+                at += len;
+            }
+        }
+        pages * PAGE
+    }
+
     /// Releases the memory of a range (it reads as zeros afterwards).
     pub fn punch(&self, off: u64, len: u64) {
         if len == 0 {

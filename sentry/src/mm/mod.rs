@@ -207,6 +207,22 @@ impl MemoryManager {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The memory-file ranges this address space holds anonymous or copied-on-write pages in
+    /// (what counts as its resident memory), appended to `out`.
+    pub fn private_ranges(&self, out: &mut Vec<(u64, u64)>) {
+        for v in self.read().vmas.values() {
+            let len = v.end - v.start;
+            match &v.pages {
+                vma::Pages::Anon { backing, boff } => out.push((backing.offset() + boff, len)),
+                vma::Pages::File {
+                    copies: Some((c, coff)),
+                    ..
+                } => out.push((c.mem.offset() + coff, len)),
+                vma::Pages::File { .. } => {}
+            }
+        }
+    }
+
     /// Releases every mapping (exec, exit); shared file mappings are written back as their
     /// page caches go. The host side dies with the stub.
     pub fn clear(&self) {

@@ -348,6 +348,32 @@ impl Vfs {
         self.all.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Takes mount `top` and every mount beneath it out of the tree (a lazy unmount: files
+    /// still open in them keep working).
+    pub fn detach(&self, top: &Arc<Mount>) {
+        let beneath = |m: &Arc<Mount>| {
+            let mut cur = Some(m.clone());
+            while let Some(c) = cur {
+                if Arc::ptr_eq(&c, top) {
+                    return true;
+                }
+                cur = c.parent.as_ref().map(|(p, _)| p.clone());
+            }
+            false
+        };
+        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|m| {
+            if !beneath(m) {
+                return true;
+            }
+            if let Some((pm, pd)) = &m.parent {
+                mounts.remove(&(pm.id, pd.id));
+            }
+            false
+        });
+    }
+
     /// `p` itself, or the root of what is mounted on it.
     pub fn enter(&self, p: VPath) -> VPath {
         self.cross_mounts(p)

@@ -1,0 +1,640 @@
+//! Containers through the `moat-cri` binary and a tonic client, with a real registry holding
+//! images the test builds (busybox-static, multi-layer with a whiteout and users; a small
+//! dynamically linked program with its libraries) and real CNI plugins: pull, run a pod,
+//! create and start two containers in it, read their CRI logs, ExecSync, stats, events, a
+//! `kill -9` of the daemon in the middle, stop (TERM, and KILL after the timeout), remove; and
+//! the bad-input codes. Needs the binaries built first (`cargo build --workspace --bins`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moat_cri::api::{self, RuntimeServiceClient};
+use tonic::transport::Channel;
+use tonic::Code;
+
+mod common;
+use common::pod::*;
+use common::{busybox_layer, push_image_with, tar_of, Comp, Daemon, Registry, E};
+
+const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\napp:x:1234:1234:app:/home/app:/bin/sh\n";
+const GROUP: &[u8] = b"root:x:0:\napp:x:1234:\nextra:x:2345:app\n";
+
+/// The busybox image: busybox and the user files, then a layer that whites out
+/// /etc/gone.txt and adds /etc/motd.
+fn push_busybox(reg: &Registry) -> String {
+    let base = {
+        let mut t = busybox_layer();
+        let extra = tar_of(&[
+            E::Dir("etc"),
+            E::File("etc/passwd", PASSWD, 0o644),
+            E::File("etc/group", GROUP, 0o644),
+            E::File("etc/gone.txt", b"should be hidden\n", 0o644),
+            E::Dir("home"),
+            E::Dir("home/app"),
+            E::Symlink("escape", "/tmp/moat-escape-target"),
+        ]);
+        // Two tars back to back are one layer of both (the first's end blocks dropped).
+        t.truncate(t.len() - 1024);
+        t.extend_from_slice(&extra);
+        t
+    };
+    let top = tar_of(&[
+        E::Dir("etc"),
+        E::File("etc/.wh.gone.txt", b"", 0o644),
+        E::File("etc/motd", b"welcome\n", 0o644),
+    ]);
+    push_image_with(
+        reg,
+        "test/bb",
+        "v1",
+        &[(base, Comp::Gzip), (top, Comp::Zstd)],
+        "amd64",
+        false,
+        serde_json::json!({"Cmd": ["/bin/sh"], "Env": ["PATH=/bin", "FROM_IMAGE=yes"], "WorkingDir": "/etc", "StopSignal": "SIGTERM"}),
+    );
+    format!("{}/test/bb:v1", reg.addr)
+}
+
+/// The dynamic image: a C program built here, linked against the host's glibc, with the
+/// loader and libc beside it.
+fn push_dynamic(reg: &Registry, work: &Path) -> String {
+    let src = work.join("dyn.c");
+    fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\nint main(int c, char **v) { printf(\"dyn hello %s uid=%d\\n\", c > 1 ? v[1] : \"-\", (int)getuid()); fflush(stdout); return 3; }\n",
+    )
+    .unwrap();
+    let bin = work.join("dyn");
+    let st = Command::new("gcc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("gcc (scripts/setup.sh installs it)");
+    assert!(st.success());
+    let prog = fs::read(&bin).unwrap();
+    let ld = fs::read(fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap()).unwrap();
+    let libc = fs::read(fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap()).unwrap();
+    let libs = tar_of(&[
+        E::Dir("lib64"),
+        E::File("lib64/ld-linux-x86-64.so.2", &ld, 0o755),
+        E::Dir("lib"),
+        E::Dir("lib/x86_64-linux-gnu"),
+        E::File("lib/x86_64-linux-gnu/libc.so.6", &libc, 0o755),
+    ]);
+    let app = tar_of(&[E::Dir("app"), E::File("app/dyn", &prog, 0o755)]);
+    push_image_with(
+        reg,
+        "test/dyn",
+        "v1",
+        &[(libs, Comp::Gzip), (app, Comp::None)],
+        "amd64",
+        true,
+        serde_json::json!({"Entrypoint": ["/app/dyn"], "Cmd": ["from-cmd"]}),
+    );
+    format!("{}/test/dyn:v1", reg.addr)
+}
+
+async fn pull(d: &Daemon, image: &str) {
+    d.images()
+        .await
+        .pull_image(api::PullImageRequest {
+            image: Some(api::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            auth: None,
+            sandbox_config: None,
+        })
+        .await
+        .expect("PullImage");
+}
+
+fn container_config(name: &str, image: &str, cmd: &[&str], log: &str) -> api::ContainerConfig {
+    api::ContainerConfig {
+        metadata: Some(api::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(api::ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        log_path: log.into(),
+        labels: [("app".to_string(), name.to_string())].into(),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    rt: &mut RuntimeServiceClient<Channel>,
+    pod: &str,
+    config: api::ContainerConfig,
+) -> Result<String, tonic::Status> {
+    rt.create_container(api::CreateContainerRequest {
+        pod_sandbox_id: pod.into(),
+        config: Some(config),
+        sandbox_config: None,
+    })
+    .await
+    .map(|r| r.into_inner().container_id)
+}
+
+async fn start(rt: &mut RuntimeServiceClient<Channel>, id: &str) -> Result<(), tonic::Status> {
+    rt.start_container(api::StartContainerRequest {
+        container_id: id.into(),
+    })
+    .await
+    .map(drop)
+}
+
+async fn cstatus(
+    rt: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+) -> Result<api::ContainerStatus, tonic::Status> {
+    rt.container_status(api::ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .map(|r| r.into_inner().status.expect("a status"))
+}
+
+async fn exec(
+    rt: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    cmd: &[&str],
+    timeout: i64,
+) -> Result<api::ExecSyncResponse, tonic::Status> {
+    rt.exec_sync(api::ExecSyncRequest {
+        container_id: id.into(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        timeout,
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+async fn stop_c(
+    rt: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    timeout: i64,
+) -> Result<(), tonic::Status> {
+    rt.stop_container(api::StopContainerRequest {
+        container_id: id.into(),
+        timeout,
+    })
+    .await
+    .map(drop)
+}
+
+async fn remove_c(rt: &mut RuntimeServiceClient<Channel>, id: &str) -> Result<(), tonic::Status> {
+    rt.remove_container(api::RemoveContainerRequest {
+        container_id: id.into(),
+    })
+    .await
+    .map(drop)
+}
+
+async fn list_ids(
+    rt: &mut RuntimeServiceClient<Channel>,
+    filter: Option<api::ContainerFilter>,
+) -> Vec<String> {
+    let mut ids: Vec<String> = rt
+        .list_containers(api::ListContainersRequest { filter })
+        .await
+        .expect("ListContainers")
+        .into_inner()
+        .containers
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Subscribes to GetContainerEvents; the events (container id, type) gather in the vector.
+async fn collect_events(rt: &mut RuntimeServiceClient<Channel>) -> Arc<Mutex<Vec<(String, i32)>>> {
+    let events: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
+    let mut stream = rt
+        .get_container_events(api::GetEventsRequest {})
+        .await
+        .expect("GetContainerEvents")
+        .into_inner();
+    let sink = events.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(ev)) = stream.message().await {
+            sink.lock()
+                .unwrap()
+                .push((ev.container_id, ev.container_event_type));
+        }
+    });
+    events
+}
+
+/// Waits (polling ContainerStatus) until container `id` has exited.
+async fn wait_exited(rt: &mut RuntimeServiceClient<Channel>, id: &str) -> api::ContainerStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = cstatus(rt, id).await.expect("ContainerStatus");
+        if s.state == api::ContainerState::ContainerExited as i32 {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{id} did not exit: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The lines of a CRI log file, split into (stream, tag, text).
+fn log_lines(path: &Path) -> Vec<(String, String, String)> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let mut it = l.splitn(4, ' ');
+            let ts = it.next().unwrap();
+            assert!(
+                ts.len() >= 20 && ts.contains('T'),
+                "not an RFC3339Nano timestamp: {l:?}"
+            );
+            (
+                it.next().unwrap_or_default().to_owned(),
+                it.next().unwrap_or_default().to_owned(),
+                it.next().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the log at `path` has a full line containing `what`.
+fn wait_log(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log_lines(path).iter().any(|(_, _, t)| t.contains(what)) {
+        assert!(
+            Instant::now() < deadline,
+            "{} never had {what:?}:\n{}",
+            path.display(),
+            fs::read_to_string(path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The mounts under `dir` in the host's mount table.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&d))
+        .collect()
+}
+
+fn pod_config(name: &str, dir: &Path, host_port: u16) -> api::PodSandboxConfig {
+    let mut c = config(name, &[("tier", "test")], host_port);
+    c.log_directory = dir.join("logs").to_string_lossy().into_owned();
+    c.dns_config = Some(api::DnsConfig {
+        servers: vec!["192.0.2.53".into()],
+        searches: vec!["svc.example".into()],
+        options: vec!["ndots:2".into()],
+    });
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = Net::new(dir, 1);
+    let reg = Registry::start();
+    let bb = push_busybox(&reg);
+    let dynimg = push_dynamic(&reg, dir);
+    let mut daemon = start_daemon(dir, &net.conf_dir);
+    pull(&daemon, &bb).await;
+    pull(&daemon, &dynimg).await;
+    let mut rt = daemon.runtime().await;
+
+    let events = collect_events(&mut rt).await;
+
+    let pod = run(&mut rt, pod_config("web", dir, net.host_port)).await;
+
+    // Volumes: one read-only, one writable; and one aimed through an image symlink.
+    let vol = dir.join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("hello"), "from the host\n").unwrap();
+    let rw = dir.join("rw");
+    fs::create_dir_all(&rw).unwrap();
+    let _ = fs::remove_dir_all("/tmp/moat-escape-target");
+
+    let script =
+        "echo started; id; cat /etc/resolv.conf /etc/hostname; ls /etc; cat /data/vol/hello; \
+                  echo FOO=$FOO FROM_IMAGE=$FROM_IMAGE PWD=$PWD HOME=$HOME; \
+                  head -c 20000 /dev/zero | tr '\\0' x; echo; echo to-stderr >&2; \
+                  trap 'echo got-term; exit 7' TERM; \
+                  while true; do echo tick; sleep 0.2; done";
+    let mut a = container_config("a", &bb, &["/bin/sh", "-c", script], "a/0.log");
+    a.envs = vec![api::KeyValue {
+        key: "FOO".into(),
+        value: "bar".into(),
+    }];
+    a.mounts = vec![
+        api::Mount {
+            container_path: "/data/vol".into(),
+            host_path: vol.to_string_lossy().into_owned(),
+            readonly: true,
+            ..Default::default()
+        },
+        api::Mount {
+            container_path: "/data/rw".into(),
+            host_path: rw.to_string_lossy().into_owned(),
+            ..Default::default()
+        },
+        api::Mount {
+            container_path: "/escape/sub".into(),
+            host_path: rw.to_string_lossy().into_owned(),
+            ..Default::default()
+        },
+    ];
+    a.linux = Some(api::LinuxContainerConfig {
+        security_context: Some(api::LinuxContainerSecurityContext {
+            run_as_username: "app".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let a_id = create(&mut rt, &pod, a).await.expect("CreateContainer a");
+    let b_id = create(
+        &mut rt,
+        &pod,
+        container_config("b", &dynimg, &[], "b/0.log"),
+    )
+    .await
+    .expect("CreateContainer b");
+    assert!(
+        !Path::new("/tmp/moat-escape-target/sub").exists(),
+        "a mount point followed an image symlink out of the root"
+    );
+
+    let sa = cstatus(&mut rt, &a_id).await.unwrap();
+    assert_eq!(sa.state, api::ContainerState::ContainerCreated as i32);
+    let user = sa.user.unwrap().linux.unwrap();
+    assert_eq!((user.uid, user.gid), (1234, 1234));
+    assert_eq!(user.supplemental_groups, vec![1234, 2345]);
+    assert_eq!(list_ids(&mut rt, None).await.len(), 2);
+    let created = api::ContainerFilter {
+        state: Some(api::ContainerStateValue {
+            state: api::ContainerState::ContainerCreated as i32,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(list_ids(&mut rt, Some(created)).await.len(), 2);
+
+    let t0 = Instant::now();
+    start(&mut rt, &a_id).await.expect("StartContainer a");
+    start(&mut rt, &b_id).await.expect("StartContainer b");
+    let a_log = dir.join("logs/a/0.log");
+    let b_log = dir.join("logs/b/0.log");
+    wait_log(&a_log, "tick");
+    eprintln!("start to first tick: {:?}", t0.elapsed());
+
+    // b: a dynamic program, ends with 3; its Entrypoint with the image's Cmd.
+    let sb = wait_exited(&mut rt, &b_id).await;
+    assert_eq!(sb.exit_code, 3);
+    assert_eq!(sb.reason, "Error");
+    assert!(sb.finished_at >= sb.started_at && sb.started_at > 0);
+    wait_log(&b_log, "dyn hello from-cmd uid=0");
+
+    // a's log: the user, the pod's files, the whiteout, the volume, the environment.
+    let lines = log_lines(&a_log);
+    let text = |want: &str| {
+        lines
+            .iter()
+            .any(|(s, tag, t)| s == "stdout" && tag == "F" && t.contains(want))
+    };
+    for want in [
+        "started",
+        "uid=1234(app) gid=1234(app) groups=1234(app),2345(extra)",
+        "nameserver 192.0.2.53",
+        "search svc.example",
+        "options ndots:2",
+        "from the host",
+        "FOO=bar FROM_IMAGE=yes PWD=/etc HOME=/home/app",
+    ] {
+        assert!(text(want), "{want:?} not in the log of a:\n{lines:#?}");
+    }
+    assert!(lines.iter().any(|(_, _, t)| t == "web"), "hostname file");
+    assert!(lines.iter().any(|(_, _, t)| t == "motd"));
+    assert!(
+        !lines.iter().any(|(_, _, t)| t == "gone.txt"),
+        "the whiteout hides etc/gone.txt"
+    );
+    let long: Vec<_> = lines
+        .iter()
+        .filter(|(_, _, t)| t.starts_with("xxxx"))
+        .collect();
+    assert_eq!(long.len(), 2, "a 20000-byte line is split in two");
+    assert_eq!((long[0].1.as_str(), long[0].2.len()), ("P", 16384));
+    assert_eq!((long[1].1.as_str(), long[1].2.len()), ("F", 20000 - 16384));
+    assert!(lines
+        .iter()
+        .any(|(s, tag, t)| s == "stderr" && tag == "F" && t == "to-stderr"));
+
+    // ExecSync: output, exit code, the read-only volume, the writable one, the user.
+    let r = exec(
+        &mut rt,
+        &a_id,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo out; echo err >&2; id -u; touch /data/vol/x || echo ro-refused; echo w > /data/rw/made; exit 5",
+        ],
+        10,
+    )
+    .await
+    .expect("ExecSync");
+    assert_eq!(r.exit_code, 5);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "out\n1234\nro-refused\n"
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).starts_with("err\n"));
+    assert_eq!(fs::read_to_string(rw.join("made")).unwrap(), "w\n");
+    assert!(!vol.join("x").exists());
+    let t = Instant::now();
+    let e = exec(&mut rt, &a_id, &["/bin/sh", "-c", "sleep 30"], 1)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+
+    // Stats as the sentry accounts them.
+    let st = rt
+        .container_stats(api::ContainerStatsRequest {
+            container_id: a_id.clone(),
+        })
+        .await
+        .expect("ContainerStats")
+        .into_inner()
+        .stats
+        .unwrap();
+    let cpu = st.cpu.unwrap().usage_core_nano_seconds.unwrap().value;
+    let mem = st.memory.unwrap().working_set_bytes.unwrap().value;
+    assert!(cpu > 0, "cpu {cpu}");
+    assert!(mem > 64 * 1024, "memory {mem}");
+    assert!(st.writable_layer.unwrap().used_bytes.is_some());
+    let all = rt
+        .list_container_stats(api::ListContainerStatsRequest { filter: None })
+        .await
+        .expect("ListContainerStats")
+        .into_inner()
+        .stats;
+    assert_eq!(all.len(), 2);
+    let ps = rt
+        .pod_sandbox_stats(api::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("PodSandboxStats")
+        .into_inner()
+        .stats
+        .unwrap()
+        .linux
+        .unwrap();
+    assert_eq!(ps.containers.len(), 2);
+    let pod_mem = ps.memory.unwrap().working_set_bytes.unwrap().value;
+    assert!(pod_mem >= mem, "pod {pod_mem} < container {mem}");
+    assert!(ps.process.unwrap().process_count.unwrap().value >= 1);
+    let lps = rt
+        .list_pod_sandbox_stats(api::ListPodSandboxStatsRequest { filter: None })
+        .await
+        .expect("ListPodSandboxStats")
+        .into_inner()
+        .stats;
+    assert_eq!(lps.len(), 1);
+
+    // Log rotation: kubelet renames the file and asks for a reopen.
+    let rotated = dir.join("logs/a/0.log.1");
+    fs::rename(&a_log, &rotated).unwrap();
+    rt.reopen_container_log(api::ReopenContainerLogRequest {
+        container_id: a_id.clone(),
+    })
+    .await
+    .expect("ReopenContainerLog");
+    wait_log(&a_log, "tick");
+
+    let kinds = |seen: &[(String, i32)], id: &str| -> Vec<i32> {
+        seen.iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, k)| *k)
+            .collect()
+    };
+    let (created, started, stopped, deleted) = (
+        api::ContainerEventType::ContainerCreatedEvent as i32,
+        api::ContainerEventType::ContainerStartedEvent as i32,
+        api::ContainerEventType::ContainerStoppedEvent as i32,
+        api::ContainerEventType::ContainerDeletedEvent as i32,
+    );
+    {
+        let seen = events.lock().unwrap().clone();
+        assert_eq!(kinds(&seen, &a_id), vec![created, started]);
+        assert_eq!(kinds(&seen, &b_id), vec![created, started, stopped]);
+    }
+
+    // kill -9 of the daemon: the containers live on and are found again.
+    let before = list_ids(&mut rt, None).await;
+    drop(rt);
+    daemon.kill9();
+    daemon = start_daemon(dir, &net.conf_dir);
+    let mut rt = daemon.runtime().await;
+    let events = collect_events(&mut rt).await;
+    assert_eq!(list_ids(&mut rt, None).await, before);
+    let sa = cstatus(&mut rt, &a_id).await.unwrap();
+    assert_eq!(sa.state, api::ContainerState::ContainerRunning as i32);
+    assert_eq!(cstatus(&mut rt, &b_id).await.unwrap().exit_code, 3);
+    let r = exec(&mut rt, &a_id, &["/bin/sh", "-c", "echo still here"], 10)
+        .await
+        .expect("ExecSync after restart");
+    assert_eq!(r.stdout, b"still here\n");
+
+    // Stop: the TERM trap runs and exits 7.
+    let t = Instant::now();
+    stop_c(&mut rt, &a_id, 10).await.expect("StopContainer");
+    let sa = cstatus(&mut rt, &a_id).await.unwrap();
+    assert_eq!(sa.state, api::ContainerState::ContainerExited as i32);
+    assert_eq!(sa.exit_code, 7);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    wait_log(&a_log, "got-term");
+    stop_c(&mut rt, &a_id, 10)
+        .await
+        .expect("StopContainer twice");
+    let e = exec(&mut rt, &a_id, &["/bin/sh", "-c", "true"], 10)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+
+    // A container that ignores TERM is killed once the timeout passes.
+    let c_id = create(
+        &mut rt,
+        &pod,
+        container_config(
+            "c",
+            &bb,
+            &[
+                "/bin/sh",
+                "-c",
+                "trap '' TERM; echo ready; while true; do sleep 0.1; done",
+            ],
+            "c/0.log",
+        ),
+    )
+    .await
+    .unwrap();
+    start(&mut rt, &c_id).await.unwrap();
+    wait_log(&dir.join("logs/c/0.log"), "ready");
+    let t = Instant::now();
+    stop_c(&mut rt, &c_id, 1).await.expect("StopContainer c");
+    let sc = cstatus(&mut rt, &c_id).await.unwrap();
+    assert_eq!(sc.exit_code, 128 + 9);
+    assert!(
+        t.elapsed() >= Duration::from_secs(1) && t.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // Remove: records, roots and mounts go.
+    for id in [&a_id, &b_id, &c_id] {
+        remove_c(&mut rt, id).await.expect("RemoveContainer");
+        remove_c(&mut rt, id).await.expect("RemoveContainer twice");
+    }
+    assert!(list_ids(&mut rt, None).await.is_empty());
+    let containers_dir = dir.join("root/containers");
+    assert_eq!(fs::read_dir(&containers_dir).unwrap().count(), 0);
+    assert!(mounts_under(&containers_dir).is_empty());
+
+    let seen = events.lock().unwrap().clone();
+    assert_eq!(kinds(&seen, &a_id), vec![stopped, deleted]);
+    assert_eq!(kinds(&seen, &b_id), vec![deleted]);
+    assert_eq!(
+        kinds(&seen, &c_id),
+        vec![created, started, stopped, deleted]
+    );
+
+    rt.stop_pod_sandbox(api::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(api::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+}
