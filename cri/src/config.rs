@@ -14,6 +14,7 @@
 //! streaming_address = "127.0.0.1:0"
 //! registry_config_dir = "/etc/moat/certs.d"       # see crate::hosts
 //! insecure_registries = ["registry.lan:5000"]     # reached over plain HTTP
+//! cgroup_driver = "cgroupfs"                      # or "systemd" (kubelet's cgroupDriver)
 //! ```
 
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "streaming_address",
     "registry_config_dir",
     "insecure_registries",
+    "cgroup_driver",
 ];
 
 /// Why a setting was refused.
@@ -69,6 +71,8 @@ pub enum ConfigError {
         key: &'static str,
         expected: &'static str,
     },
+    #[error("cgroup driver {0:?} is neither \"cgroupfs\" nor \"systemd\"")]
+    CgroupDriver(String),
     #[error("cannot load the registry host settings")]
     Hosts(#[source] HostsError),
 }
@@ -85,6 +89,7 @@ pub struct Settings {
     pub streaming_address: Option<String>,
     pub registry_config_dir: Option<PathBuf>,
     pub insecure_registries: Option<Vec<String>>,
+    pub cgroup_driver: Option<String>,
 }
 
 impl Settings {
@@ -119,6 +124,7 @@ impl Settings {
                 "insecure_registries" => {
                     s.insecure_registries = Some(strings(value, "insecure_registries")?)
                 }
+                "cgroup_driver" => s.cgroup_driver = Some(string(value, "cgroup_driver")?),
                 _ => return Err(ConfigError::UnknownKey { key }),
             }
         }
@@ -137,6 +143,7 @@ impl Settings {
             streaming_address: self.streaming_address.or(lower.streaming_address),
             registry_config_dir: self.registry_config_dir.or(lower.registry_config_dir),
             insecure_registries: self.insecure_registries.or(lower.insecure_registries),
+            cgroup_driver: self.cgroup_driver.or(lower.cgroup_driver),
         }
     }
 }
@@ -191,6 +198,17 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// What [`Self::registry_config_dir`] and [`Self::insecure_registries`] say, loaded.
     pub registry_hosts: RegistryHosts,
+    /// How pods' cgroup_parent names are read (as kubelet's cgroupDriver).
+    pub cgroup_driver: CgroupDriver,
+}
+
+/// How a pod's cgroup_parent is named: a path (`/kubepods/burstable/pod<uid>`) or a systemd
+/// slice (`kubepods-burstable-pod<uid>.slice`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CgroupDriver {
+    #[default]
+    Cgroupfs,
+    Systemd,
 }
 
 impl Config {
@@ -257,6 +275,11 @@ impl Config {
             insecure_registries.iter().cloned(),
         )
         .map_err(ConfigError::Hosts)?;
+        let cgroup_driver = match s.cgroup_driver.as_deref() {
+            None | Some("cgroupfs") => CgroupDriver::Cgroupfs,
+            Some("systemd") => CgroupDriver::Systemd,
+            Some(other) => return Err(ConfigError::CgroupDriver(other.to_owned())),
+        };
         Ok(Self {
             socket,
             root,
@@ -268,6 +291,7 @@ impl Config {
             registry_config_dir,
             insecure_registries,
             registry_hosts,
+            cgroup_driver,
         })
     }
 

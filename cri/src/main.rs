@@ -45,6 +45,10 @@ struct Cli {
     /// Loopback registries always are, unless their hosts.toml asks for TLS.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// How pods' cgroup_parent is named, as kubelet's cgroupDriver: cgroupfs or systemd
+    /// [default: cgroupfs].
+    #[arg(long)]
+    cgroup_driver: Option<String>,
     /// TOML file with the same keys in snake_case (runtime_handlers and insecure_registries are
     /// lists; cni_bin_dir a list or a colon-separated string); a flag given here wins.
     #[arg(long)]
@@ -65,6 +69,7 @@ impl Cli {
             streaming_address: self.streaming_address.clone(),
             registry_config_dir: self.registry_config_dir.clone(),
             insecure_registries: nonempty(&self.insecure_registries),
+            cgroup_driver: self.cgroup_driver.clone(),
         }
     }
 }

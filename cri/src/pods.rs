@@ -20,16 +20,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use moat_runtime::shim::{Request, Response, ShimClient, ShimError};
+use moat_runtime::cgroup::Cgroup;
+use moat_runtime::shim::{LaunchOptions, Request, Response, ShimClient, ShimError};
 use moat_runtime::NetAttach;
 
 use crate::api;
 use crate::cni::{Cni, CniError, PodNetwork, DEFAULT_IFNAME};
+use crate::config::CgroupDriver;
 use crate::netns::{remove_netns, NetNs, NetNsError};
 use crate::state::cri::{string_map, FromCriError};
 use crate::state::{
     Cascade, DnsConfig, NamespaceMode, NamespaceModes, PodFilter, PodLinux, PodMetadata,
-    PodSandbox, PodState, PortMapping, StateError, StateStore,
+    PodSandbox, PodState, PortMapping, Resources, StateError, StateStore,
 };
 
 /// How long a shim gets to end after Shutdown before it is killed.
@@ -60,6 +62,8 @@ pub enum PodError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot set up the pod's cgroup")]
+    Cgroup(#[from] moat_runtime::cgroup::CgroupError),
     #[error("cannot make the pod's network namespace")]
     NetNs(#[from] NetNsError),
     #[error("cannot attach the pod to its network")]
@@ -88,6 +92,7 @@ pub struct Pods {
     handlers: Vec<String>,
     /// Where the `moat` binary is expected.
     moat: PathBuf,
+    cgroup_driver: CgroupDriver,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
@@ -187,6 +192,71 @@ fn write_pod_files(dir: &Path, pod: &PodSandbox, ips: &[IpAddr]) -> Result<(), P
     Ok(())
 }
 
+/// The oom_score_adj of a pod's processes, as containerd gives sandboxes (kubelet's
+/// pause-container value); lowering it needs CAP_SYS_RESOURCE, without which it is skipped.
+const SANDBOX_OOM_SCORE_ADJ: i64 = -998;
+
+/// The pod's cgroup relative to each hierarchy's root: `moat-<id>` (cgroupfs) or
+/// `moat-<id>.scope` (systemd) under `cgroup_parent`, or under `moat` / `moat.slice` when the
+/// pod names none. A systemd slice name is unfolded as systemd does: `a-b-c.slice` is
+/// `a.slice/a-b.slice/a-b-c.slice`.
+pub fn pod_cgroup(driver: CgroupDriver, parent: &str, id: &str) -> Result<PathBuf, PodError> {
+    let bad = |why: &str| PodError::Invalid(format!("cgroup_parent {parent:?}: {why}"));
+    match driver {
+        CgroupDriver::Cgroupfs => {
+            let parent = if parent.is_empty() { "moat" } else { parent };
+            let rel = Path::new(parent.trim_start_matches('/'));
+            if rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(bad("must be a path without `.` or `..`"));
+            }
+            Ok(rel.join(format!("moat-{id}")))
+        }
+        CgroupDriver::Systemd => {
+            let parent = if parent.is_empty() {
+                "moat.slice"
+            } else {
+                parent
+            };
+            let Some(name) = parent.strip_suffix(".slice") else {
+                return Err(bad("the systemd driver needs a slice name (NAME.slice)"));
+            };
+            if name.contains('/')
+                || name.starts_with('-')
+                || name.ends_with('-')
+                || name.contains("--")
+            {
+                return Err(bad("not a valid slice name"));
+            }
+            let mut rel = PathBuf::new();
+            if name != "-" {
+                let parts: Vec<&str> = name.split('-').collect();
+                for i in 1..=parts.len() {
+                    rel.push(format!("{}.slice", parts[..i].join("-")));
+                }
+            }
+            Ok(rel.join(format!("moat-{id}.scope")))
+        }
+    }
+}
+
+/// The limits of a pod's cgroup: its resources plus its overhead.
+fn pod_limits(l: &PodLinux) -> moat_runtime::cgroup::Limits {
+    let res = l.resources.clone().unwrap_or_default();
+    let over = l.overhead.clone().unwrap_or_default();
+    let sum = |a: i64, b: i64| (a > 0).then(|| a + b.max(0));
+    moat_runtime::cgroup::Limits {
+        cpu_shares: sum(res.cpu_shares, over.cpu_shares).and_then(|s| u64::try_from(s).ok()),
+        cpu_quota: sum(res.cpu_quota, over.cpu_quota),
+        cpu_period: u64::try_from(res.cpu_period).ok().filter(|p| *p > 0),
+        memory_bytes: sum(res.memory_limit_in_bytes, over.memory_limit_in_bytes),
+        cpuset_cpus: Some(res.cpuset_cpus).filter(|c| !c.is_empty()),
+        cpuset_mems: Some(res.cpuset_mems).filter(|m| !m.is_empty()),
+    }
+}
+
 /// The pids of the shims serving `dir` (`moat shim --dir <dir> ...`).
 fn shim_pids(dir: &Path) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -213,6 +283,7 @@ impl Pods {
         state_dir: &Path,
         handlers: Vec<String>,
         moat: PathBuf,
+        cgroup_driver: CgroupDriver,
     ) -> Self {
         Self {
             store,
@@ -221,6 +292,7 @@ impl Pods {
             netns_dir: state_dir.join("netns"),
             handlers,
             moat,
+            cgroup_driver,
             locks: Mutex::default(),
         }
     }
@@ -300,6 +372,8 @@ impl Pods {
             let mut l = PodLinux {
                 cgroup_parent: linux.cgroup_parent.clone(),
                 sysctls: string_map(&linux.sysctls),
+                resources: linux.resources.as_ref().map(Resources::from),
+                overhead: linux.overhead.as_ref().map(Resources::from),
                 ..PodLinux::default()
             };
             if let Some(ns) = linux
@@ -318,6 +392,8 @@ impl Pods {
         }
         pod.network.netns = Some(self.netns_dir.join(&pod.id));
         pod.network.cni_attachment = Some(pod.id.clone());
+        // Checked now, so a bad cgroup_parent is InvalidArgument before anything is made.
+        pod_cgroup(self.cgroup_driver, &pod.linux.cgroup_parent, &pod.id)?;
         Ok(pod)
     }
 
@@ -374,8 +450,19 @@ impl Pods {
             netns: ns.path().to_owned(),
             iface: DEFAULT_IFNAME.to_owned(),
         };
-        ShimClient::launch(&self.moat, &dir, &pod.hostname, Some(&net))
-            .map_err(PodError::ShimStart)?;
+        let rel = pod_cgroup(self.cgroup_driver, &pod.linux.cgroup_parent, &pod.id)?;
+        let cgroup = Cgroup::at(&rel)?;
+        cgroup.create()?;
+        for skipped in cgroup.apply(&pod_limits(&pod.linux))? {
+            tracing::warn!(pod = %pod.id, "limit not enforced: {skipped}");
+        }
+        let launch = LaunchOptions {
+            hostname: &pod.hostname,
+            net: Some(&net),
+            cgroup: Some(&rel),
+            oom_score_adj: Some(SANDBOX_OOM_SCORE_ADJ),
+        };
+        ShimClient::launch(&self.moat, &dir, &launch).map_err(PodError::ShimStart)?;
         self.store.write(|tx| {
             tx.update_pod(&pod.id, |p| {
                 p.state = PodState::Ready;
@@ -392,6 +479,9 @@ impl Pods {
     fn tear_down(&self, pod: &PodSandbox) -> Result<(), PodError> {
         let dir = self.pod_dir(&pod.id);
         self.end_shim(&pod.id, &dir)?;
+        if let Ok(rel) = pod_cgroup(self.cgroup_driver, &pod.linux.cgroup_parent, &pod.id) {
+            Cgroup::at(&rel)?.remove()?;
+        }
         let netns = pod
             .network
             .netns
@@ -526,5 +616,32 @@ impl Pods {
         };
         let pods = self.store.list_pods(&filter)?;
         Ok(pods.iter().map(api::PodSandbox::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_parents_of_both_drivers() {
+        let fs = |p| pod_cgroup(CgroupDriver::Cgroupfs, p, "abc");
+        let sd = |p| pod_cgroup(CgroupDriver::Systemd, p, "abc");
+        assert_eq!(
+            fs("/kubepods/burstable/pod1").unwrap(),
+            PathBuf::from("kubepods/burstable/pod1/moat-abc")
+        );
+        assert_eq!(fs("").unwrap(), PathBuf::from("moat/moat-abc"));
+        assert!(fs("/a/../b").is_err());
+        assert_eq!(
+            sd("kubepods-burstable-pod1.slice").unwrap(),
+            PathBuf::from(
+                "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/moat-abc.scope"
+            )
+        );
+        assert_eq!(sd("").unwrap(), PathBuf::from("moat.slice/moat-abc.scope"));
+        assert_eq!(sd("-.slice").unwrap(), PathBuf::from("moat-abc.scope"));
+        assert!(sd("/kubepods").is_err());
+        assert!(sd("a--b.slice").is_err());
     }
 }

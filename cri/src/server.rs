@@ -116,6 +116,7 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
         &config.state,
         config.runtime_handlers.clone(),
         sibling_moat(),
+        config.cgroup_driver,
     ));
     let containers = Arc::new(Containers::new(
         pods.store_arc(),
@@ -138,7 +139,10 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
             config.runtime_handlers.clone(),
             pods,
             containers,
-            api::CgroupDriver::Cgroupfs,
+            match config.cgroup_driver {
+                crate::config::CgroupDriver::Cgroupfs => api::CgroupDriver::Cgroupfs,
+                crate::config::CgroupDriver::Systemd => api::CgroupDriver::Systemd,
+            },
         )))
         .add_service(api::ImageServiceServer::new(ImageServer::new(puller)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)

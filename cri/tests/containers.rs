@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -637,4 +637,415 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     })
     .await
     .unwrap();
+}
+
+/// A control file of the pod cgroup `rel` in the v1 hierarchy `h`.
+fn cg(h: &str, rel: &Path, file: &str) -> String {
+    fs::read_to_string(Path::new("/sys/fs/cgroup").join(h).join(rel).join(file))
+        .unwrap_or_else(|e| panic!("{h}/{}/{file}: {e}", rel.display()))
+}
+
+/// Removes the test's cgroup parents (kubelet would own them) in every v1 hierarchy.
+fn remove_cgroup_parents(rels: &[&str]) {
+    for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for r in rels {
+            let _ = fs::remove_dir(h.path().join(r));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_lives_in_its_cgroup_under_its_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = Net::new(dir, 2);
+    let reg = Registry::start();
+    let bb = push_busybox(&reg);
+    let daemon = start_daemon(dir, &net.conf_dir);
+    pull(&daemon, &bb).await;
+    let mut rt = daemon.runtime().await;
+
+    let parent = format!("moat-test-{}", std::process::id());
+    let mut pc = pod_config("limited", dir, net.host_port);
+    pc.linux = Some(api::LinuxPodSandboxConfig {
+        cgroup_parent: format!("/{parent}/pod-a"),
+        resources: Some(api::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 20_000,
+            cpu_shares: 204,
+            memory_limit_in_bytes: 160 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod = run(&mut rt, pc).await;
+    let rel = PathBuf::from(format!("{parent}/pod-a/moat-{pod}"));
+    assert_eq!(
+        cg("memory", &rel, "memory.limit_in_bytes").trim(),
+        (160u64 << 20).to_string()
+    );
+    assert_eq!(cg("cpu", &rel, "cpu.cfs_quota_us").trim(), "20000");
+    assert_eq!(cg("cpu", &rel, "cpu.shares").trim(), "204");
+    let shim_log = fs::read_to_string(dir.join("state/pods").join(&pod).join("shim.log")).unwrap();
+    assert!(
+        shim_log.contains("oom_score_adj"),
+        "the oom_score_adj warning:\n{shim_log}"
+    );
+
+    // A busy container: every process of the pod is in the cgroup, and the quota bites.
+    let busy = create(
+        &mut rt,
+        &pod,
+        container_config(
+            "busy",
+            &bb,
+            &["/bin/sh", "-c", "echo spinning; while :; do :; done"],
+            "busy.log",
+        ),
+    )
+    .await
+    .unwrap();
+    start(&mut rt, &busy).await.unwrap();
+    wait_log(&dir.join("logs/busy.log"), "spinning");
+    std::thread::sleep(Duration::from_millis(1500));
+    let shim = shims(&dir.join("state/pods").join(&pod));
+    assert_eq!(shim.len(), 1);
+    let family = family(shim[0]);
+    assert!(family.len() >= 4, "shim, sentry, gofer, stub: {family:?}");
+    for h in ["memory", "cpu", "pids"] {
+        let procs: Vec<u32> = cg(h, &rel, "cgroup.procs")
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        for p in &family {
+            assert!(procs.contains(p), "{p} not in {h} cgroup {procs:?}");
+        }
+    }
+    let throttled: u64 = cg("cpu", &rel, "cpu.stat")
+        .lines()
+        .find_map(|l| l.strip_prefix("nr_throttled "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(throttled > 0, "a 20% quota throttles a busy loop");
+    let usage: u64 = cg("cpuacct", &rel, "cpuacct.usage").trim().parse().unwrap();
+    assert!(
+        usage < 1_500_000_000,
+        "1.5 s at a 20% quota is 0.3 s of CPU, not {usage} ns"
+    );
+
+    // Past the memory limit the kernel's OOM killer acts inside the pod's cgroup only: a
+    // 300 MB buffer filled at once in a pod allowed 160 MiB.
+    let hog = create(
+        &mut rt,
+        &pod,
+        container_config(
+            "hog",
+            &bb,
+            &[
+                "/bin/sh",
+                "-c",
+                "echo filling; dd if=/dev/zero of=/dev/null bs=300M count=1; echo survived",
+            ],
+            "hog.log",
+        ),
+    )
+    .await
+    .unwrap();
+    stop_c(&mut rt, &busy, 0).await.unwrap();
+    start(&mut rt, &hog).await.unwrap();
+    let hog = wait_exited(&mut rt, &hog).await;
+    let oom_kills: u64 = cg("memory", &rel, "memory.oom_control")
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(oom_kills >= 1, "no OOM kill; the hog ended {hog:?}");
+    assert_ne!(hog.exit_code, 0, "{hog:?}");
+    let max: u64 = cg("memory", &rel, "memory.max_usage_in_bytes")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(max <= 160 << 20, "usage {max} went past the limit");
+
+    rt.stop_pod_sandbox(api::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory").join(&rel).exists(),
+        "the pod cgroup is removed with the pod"
+    );
+    rt.remove_pod_sandbox(api::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    remove_cgroup_parents(&[&format!("{parent}/pod-a"), &parent]);
+
+    // A cgroup_parent that climbs is refused before anything is made.
+    let mut bad = pod_config("bad", dir, net.host_port);
+    bad.linux = Some(api::LinuxPodSandboxConfig {
+        cgroup_parent: "/kubepods/../../etc".into(),
+        ..Default::default()
+    });
+    let e = rt
+        .run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(bad),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    drop(rt);
+    drop(daemon);
+
+    // The systemd driver: a slice name unfolds into nested slices, the pod is a scope.
+    let daemon = Daemon::start(
+        dir,
+        &[
+            &format!("--cni-conf-dir={}", net.conf_dir.display()),
+            &format!("--cni-bin-dir={PLUGIN_DIR}"),
+            "--cgroup-driver=systemd",
+        ],
+    );
+    let mut rt = daemon.runtime().await;
+    let slice = format!("moattest{}", std::process::id());
+    let mut pc = pod_config("sliced", dir, net.host_port);
+    pc.linux = Some(api::LinuxPodSandboxConfig {
+        cgroup_parent: format!("{slice}-pod1.slice"),
+        ..Default::default()
+    });
+    let pod = run(&mut rt, pc).await;
+    let rel = PathBuf::from(format!("{slice}.slice/{slice}-pod1.slice/moat-{pod}.scope"));
+    let shim = shims(&dir.join("state/pods").join(&pod));
+    let procs = cg("pids", &rel, "cgroup.procs");
+    assert!(procs.lines().any(|l| l == shim[0].to_string()), "{procs}");
+    let rc = rt
+        .runtime_config(api::RuntimeConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rc.linux.unwrap().cgroup_driver,
+        api::CgroupDriver::Systemd as i32
+    );
+    rt.remove_pod_sandbox(api::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(!Path::new("/sys/fs/cgroup/pids").join(&rel).exists());
+    remove_cgroup_parents(&[
+        &format!("{slice}.slice/{slice}-pod1.slice"),
+        &format!("{slice}.slice"),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_rpcs_refuse_bad_input_with_the_right_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let net = Net::new(dir, 3);
+    let reg = Registry::start();
+    let bb = push_busybox(&reg);
+    let daemon = start_daemon(dir, &net.conf_dir);
+    pull(&daemon, &bb).await;
+    let mut rt = daemon.runtime().await;
+    let pod = run(&mut rt, pod_config("strict", dir, net.host_port)).await;
+    let sh = |name: &str| container_config(name, &bb, &["/bin/sh", "-c", "sleep 100"], "");
+    let code = |r: Result<String, tonic::Status>| r.unwrap_err().code();
+
+    // CreateContainer.
+    let no_config = rt
+        .create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: None,
+            sandbox_config: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_config.code(), Code::InvalidArgument);
+    assert_eq!(
+        code(create(&mut rt, "", sh("x")).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(create(&mut rt, &"f".repeat(64), sh("x")).await),
+        Code::NotFound
+    );
+    let mut nameless = sh("x");
+    nameless.metadata = None;
+    assert_eq!(
+        code(create(&mut rt, &pod, nameless).await),
+        Code::InvalidArgument
+    );
+    let mut no_image = sh("x");
+    no_image.image = None;
+    assert_eq!(
+        code(create(&mut rt, &pod, no_image).await),
+        Code::InvalidArgument
+    );
+    let not_pulled = container_config("x", &format!("{}/test/absent:v1", reg.addr), &[], "");
+    assert_eq!(
+        code(create(&mut rt, &pod, not_pulled).await),
+        Code::NotFound
+    );
+    let mut relative = sh("x");
+    relative.mounts = vec![api::Mount {
+        container_path: "data".into(),
+        host_path: dir.to_string_lossy().into_owned(),
+        ..Default::default()
+    }];
+    assert_eq!(
+        code(create(&mut rt, &pod, relative).await),
+        Code::InvalidArgument
+    );
+    let mut stranger = sh("x");
+    stranger.linux = Some(api::LinuxContainerConfig {
+        security_context: Some(api::LinuxContainerSecurityContext {
+            run_as_username: "mallory".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let e = create(&mut rt, &pod, stranger).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("mallory"), "{e:?}");
+    // Nothing of the refused ones is left.
+    assert!(list_ids(&mut rt, None).await.is_empty());
+    assert_eq!(
+        fs::read_dir(dir.join("root/containers")).unwrap().count(),
+        0
+    );
+    assert!(mounts_under(&dir.join("root/containers")).is_empty());
+
+    let id = create(&mut rt, &pod, sh("x")).await.unwrap();
+    assert_eq!(
+        code(create(&mut rt, &pod, sh("x")).await),
+        Code::AlreadyExists
+    );
+
+    // The rest, on unknown ids, empty ids and wrong states.
+    assert_eq!(
+        start(&mut rt, "").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        start(&mut rt, &"e".repeat(64)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        cstatus(&mut rt, "").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        cstatus(&mut rt, &"e".repeat(64)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let e = exec(&mut rt, &id, &["/bin/sh"], 1).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "not running yet: {e:?}");
+    start(&mut rt, &id).await.unwrap();
+    assert_eq!(
+        start(&mut rt, &id).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        exec(&mut rt, &id, &[], 1).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        exec(&mut rt, &id, &["/bin/sh"], -1)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        stop_c(&mut rt, &id, -5).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        stop_c(&mut rt, &"e".repeat(64), 1)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    remove_c(&mut rt, &"e".repeat(64))
+        .await
+        .expect("removing an unknown container is fine");
+    let bad_filter = api::ContainerFilter {
+        state: Some(api::ContainerStateValue { state: 42 }),
+        ..Default::default()
+    };
+    let e = rt
+        .list_containers(api::ListContainersRequest {
+            filter: Some(bad_filter),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = rt
+        .container_stats(api::ContainerStatsRequest {
+            container_id: "e".repeat(64),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    // Left for later issues, and saying so.
+    let e = rt
+        .exec(api::ExecRequest {
+            container_id: id.clone(),
+            cmd: vec!["/bin/sh".into()],
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    assert!(e.message().contains("Exec"));
+    let e = rt
+        .attach(api::AttachRequest {
+            container_id: id.clone(),
+            stdout: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    let e = rt
+        .port_forward(api::PortForwardRequest {
+            pod_sandbox_id: pod.clone(),
+            port: vec![80],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+
+    // The daemon still serves, and a stopped pod takes no new container.
+    rt.stop_pod_sandbox(api::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    let s = cstatus(&mut rt, &id).await.unwrap();
+    assert_eq!(s.state, api::ContainerState::ContainerExited as i32);
+    assert_eq!(
+        code(create(&mut rt, &pod, sh("y")).await),
+        Code::FailedPrecondition
+    );
+    rt.remove_pod_sandbox(api::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(list_ids(&mut rt, None).await.is_empty());
+    assert_eq!(
+        fs::read_dir(dir.join("root/containers")).unwrap().count(),
+        0
+    );
 }

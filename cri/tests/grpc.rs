@@ -275,9 +275,20 @@ async fn bad_requests_get_real_codes_and_the_daemon_keeps_serving() {
         .await
         .create_container(api::CreateContainerRequest::default())
         .await
+        .expect_err("no pod, no config");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = d
+        .runtime()
+        .await
+        .checkpoint_container(api::CheckpointContainerRequest::default())
+        .await
         .expect_err("not implemented yet");
     assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
-    assert!(e.message().contains("CreateContainer"), "{}", e.message());
+    assert!(
+        e.message().contains("CheckpointContainer"),
+        "{}",
+        e.message()
+    );
     assert_serving(&d).await;
 }
 

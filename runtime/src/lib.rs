@@ -3,6 +3,7 @@
 //! May touch: the host, as root: spawning processes, the paths it is told to serve.
 //! Never: runs app code itself; everything the app does happens inside the sentry.
 
+pub mod cgroup;
 pub mod logs;
 pub mod pod;
 pub mod sandbox;

@@ -415,6 +415,37 @@ fn serve_conn(shim: &Shim, conn: UnixStream) -> bool {
     false
 }
 
+/// How [`ShimClient::launch`] starts a shim.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchOptions<'a> {
+    pub hostname: &'a str,
+    /// The pod's interface.
+    pub net: Option<&'a NetAttach>,
+    /// The pod's cgroup (relative to each hierarchy's root), made beforehand: the shim joins it
+    /// before it boots the sentry.
+    pub cgroup: Option<&'a Path>,
+    /// The oom_score_adj of the shim and everything it starts.
+    pub oom_score_adj: Option<i64>,
+}
+
+/// Enters the pod's cgroup and sets its oom_score_adj, before anything of the pod is started
+/// (children inherit both). An oom_score_adj this process may not set (lowering it needs
+/// CAP_SYS_RESOURCE) is skipped with a warning.
+pub fn enter_pod_limits(cgroup: Option<&Path>, oom_score_adj: Option<i64>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(rel) = cgroup {
+        let cg = crate::cgroup::Cgroup::at(rel)?;
+        cg.join(std::process::id())
+            .with_context(|| format!("cannot join the pod cgroup {}", rel.display()))?;
+    }
+    if let Some(adj) = oom_score_adj {
+        if let Err(e) = crate::cgroup::set_oom_score_adj(adj) {
+            tracing::warn!(oom_score_adj = adj, error = %e, "cannot set the pod's oom_score_adj (lowering it needs CAP_SYS_RESOURCE); skipped");
+        }
+    }
+    Ok(())
+}
+
 /// A client of one pod's shim.
 pub struct ShimClient {
     conn: BufReader<UnixStream>,
@@ -451,12 +482,8 @@ impl ShimClient {
 
     /// Starts `moat shim` for a new pod in `dir`, detached from the caller (its own session,
     /// its log in `<dir>/shim.log`), and connects once it serves.
-    pub fn launch(
-        moat: &Path,
-        dir: &Path,
-        hostname: &str,
-        net: Option<&NetAttach>,
-    ) -> Result<ShimClient, ShimError> {
+    pub fn launch(moat: &Path, dir: &Path, o: &LaunchOptions<'_>) -> Result<ShimClient, ShimError> {
+        let (hostname, net) = (o.hostname, o.net);
         std::fs::create_dir_all(dir).map_err(ShimError::Spawn)?;
         let log_path = dir.join("shim.log");
         let log = std::fs::File::create(&log_path).map_err(ShimError::Spawn)?;
@@ -469,6 +496,12 @@ impl ShimClient {
         if let Some(n) = net {
             cmd.arg("--net")
                 .arg(format!("{}:{}", n.netns.display(), n.iface));
+        }
+        if let Some(c) = o.cgroup {
+            cmd.arg("--cgroup").arg(c);
+        }
+        if let Some(adj) = o.oom_score_adj {
+            cmd.arg(format!("--oom-score-adj={adj}"));
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

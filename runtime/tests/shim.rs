@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use moat_runtime::logs::{parse_log, stream_output, Stream};
-use moat_runtime::shim::{Ended, Process, Request, Response, ShimClient};
+use moat_runtime::shim::{Ended, LaunchOptions, Process, Request, Response, ShimClient};
 
 fn moat() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -60,7 +60,15 @@ fn a_shim_outlives_its_client_and_keeps_containers_logs_and_exit_codes() {
     rootfs(&root);
     let log = tmp.path().join("logs/app/0.log");
 
-    let mut c = ShimClient::launch(&moat(), &dir, "shimpod", None).unwrap();
+    let mut c = ShimClient::launch(
+        &moat(),
+        &dir,
+        &LaunchOptions {
+            hostname: "shimpod",
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let r = c
         .call(&Request::Start {
             id: "app".into(),

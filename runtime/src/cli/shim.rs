@@ -18,9 +18,16 @@ pub struct ShimArgs {
     /// The pod's interface: NETNS:IFACE (see `moat do --net`).
     #[arg(long, value_name = "NETNS:IFACE")]
     net: Option<String>,
+    /// The pod's cgroup, relative to each hierarchy's root (made by the caller): joined first.
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
+    /// The oom_score_adj of the pod's processes (skipped with a warning if not allowed).
+    #[arg(long, allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
 }
 
 pub fn run(a: ShimArgs) -> anyhow::Result<SentryExit> {
+    moat_runtime::shim::enter_pod_limits(a.cgroup.as_deref(), a.oom_score_adj)?;
     let opts = PodOptions {
         hostname: a.hostname.into_bytes(),
         net: a.net.as_deref().map(super::parse_net).transpose()?,
