@@ -762,15 +762,32 @@ impl Containers {
         Ok(())
     }
 
-    /// ContainerStatus.
-    pub fn status(&self, id: &str) -> Result<api::ContainerStatus, ContainerError> {
+    /// ContainerStatus; `verbose` adds the `info` entry kubelet's debug tools read (pid in the
+    /// sandbox, pod, root, command line, user) as JSON.
+    pub fn status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<(api::ContainerStatus, HashMap<String, String>), ContainerError> {
         let c = self.store.get_container(id)?;
         let log_dir = self
             .store
             .pod(&c.pod_id)?
             .map(|p| p.log_directory)
             .unwrap_or_default();
-        Ok(c.to_cri_status(&log_dir))
+        let mut info = HashMap::new();
+        if verbose {
+            let v = serde_json::json!({
+                "pid": c.pid,
+                "sandboxID": c.pod_id,
+                "rootfs": self.root_of(&c.id).rootfs(),
+                "args": c.command.iter().chain(&c.args).collect::<Vec<_>>(),
+                "workingDir": c.working_dir,
+                "user": {"uid": c.user.uid, "gid": c.user.gid, "groups": c.user.supplemental_groups},
+            });
+            info.insert("info".to_owned(), v.to_string());
+        }
+        Ok((c.to_cri_status(&log_dir), info))
     }
 
     /// ListContainers.

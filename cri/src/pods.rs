@@ -223,11 +223,11 @@ pub fn pod_cgroup(driver: CgroupDriver, parent: &str, id: &str) -> Result<PathBu
             let Some(name) = parent.strip_suffix(".slice") else {
                 return Err(bad("the systemd driver needs a slice name (NAME.slice)"));
             };
-            if name.contains('/')
+            let bad_name = name.contains('/')
                 || name.starts_with('-')
                 || name.ends_with('-')
-                || name.contains("--")
-            {
+                || name.contains("--");
+            if name != "-" && bad_name {
                 return Err(bad("not a valid slice name"));
             }
             let mut rel = PathBuf::new();
@@ -572,7 +572,8 @@ impl Pods {
         Ok(())
     }
 
-    /// RemovePodSandbox: stops the pod if need be and forgets it; an unknown id is no error.
+    /// RemovePodSandbox: stops the pod if need be and forgets it; an unknown id is no error. A
+    /// CNI DEL that fails does not keep the pod (StopPodSandbox reports it).
     pub fn remove(&self, id: &str) -> Result<(), PodError> {
         let pod = match self.store.get_pod(id) {
             Ok(pod) => pod,
@@ -585,7 +586,17 @@ impl Pods {
             let Some(pod) = self.store.pod(&pod.id)? else {
                 return Ok(());
             };
-            self.tear_down(&pod)?;
+            match self.tear_down(&pod) {
+                Ok(()) => {}
+                // StopPodSandbox reports a failing DEL (kubelet retries it); a remove gives up
+                // on it: the namespace is gone, and a record kept for it would never go.
+                Err(PodError::CniDel(e)) => tracing::warn!(
+                    pod = %pod.id,
+                    error = %crate::error_chain(&e),
+                    "CNI DEL fails; removing the pod anyway (the plugins may keep its address)"
+                ),
+                Err(e) => return Err(e),
+            }
             self.forget(&pod.id)?;
         }
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());

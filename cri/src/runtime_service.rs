@@ -335,11 +335,14 @@ impl api::RuntimeService for RuntimeServer {
         &self,
         request: Request<api::ContainerStatusRequest>,
     ) -> Result<Response<api::ContainerStatusResponse>, Status> {
-        let id = required_container(request.into_inner().container_id)?;
-        let status = self.on_containers(move |c, _| c.status(&id)).await?;
+        let r = request.into_inner();
+        let id = required_container(r.container_id)?;
+        let (status, info) = self
+            .on_containers(move |c, _| c.status(&id, r.verbose))
+            .await?;
         Ok(Response::new(api::ContainerStatusResponse {
             status: Some(status),
-            ..Default::default()
+            info,
         }))
     }
 

@@ -5,9 +5,10 @@
 //! whose tar was refused or whose diff ID differs; both are built in a temporary place and
 //! renamed in only when complete.
 //!
-//! Layout: `<root>/blobs/sha256/<hex>`, `<root>/layers/<diff-id hex>/`, `<root>/images/<config
-//! hex>.json` (written with temp file + fsync + rename; a transactional store replaces these
-//! later), `<root>/tmp/` for work in progress (emptied on open).
+//! Layout: `<root>/blobs/sha256/<hex>`, `<root>/layers/<diff-id hex>/`, `<root>/images.redb`
+//! (the image records, one redb transaction per change: a tag moving from one image to another
+//! is one commit), `<root>/tmp/` for work in progress (emptied on open). Records an older
+//! version left as `<root>/images/<hex>.json` are moved into the database on open.
 //!
 //! Locks: `locks` (the map) is held only to look up a key's lock; a key lock (`blob:<digest>`,
 //! `layer:<diff id>`, `images`) is held for the whole download, unpack or record update, and a
@@ -59,6 +60,12 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("image database: cannot {what}")]
+    Db {
+        what: &'static str,
+        #[source]
+        source: redb::Error,
+    },
     #[error("layer {0} is not unpacked")]
     MissingLayer(Digest),
 }
@@ -103,14 +110,41 @@ impl ImageRecord {
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The on-disk image store. Thread-safe; share it with `Arc`.
-#[derive(Debug)]
 pub struct Store {
     root: PathBuf,
+    /// `<root>/images.redb`: the image records.
+    db: redb::Database,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Pulls hold it shared from their first blob to their record; garbage collection holds it
     /// exclusively, so it never deletes what a pull stored but has not recorded yet.
     gc: RwLock<()>,
     blobs_written: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Image id (hex) → the record as JSON.
+const IMAGES: redb::TableDefinition<'static, &'static str, &'static [u8]> =
+    redb::TableDefinition::new("images");
+
+fn db_err<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Db {
+        what,
+        source: e.into(),
+    }
+}
+
+fn encode(rec: &ImageRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(rec).map_err(|source| StoreError::Record {
+        path: PathBuf::from(rec.id.hex()),
+        source,
+    })
 }
 
 /// What garbage collection freed.
@@ -124,7 +158,7 @@ impl Store {
     /// Opens (creating if needed) the store under `root`, throwing away unfinished work.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        for d in ["blobs/sha256", "layers", "images", "tmp"] {
+        for d in ["blobs/sha256", "layers", "tmp"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
@@ -133,12 +167,46 @@ impl Store {
             let p = e.map_err(io_err("list", &tmp))?.path();
             let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
         }
-        Ok(Self {
+        let db_path = root.join("images.redb");
+        let db = redb::Database::create(&db_path).map_err(db_err("open"))?;
+        {
+            let txn = db.begin_write().map_err(db_err("begin a write"))?;
+            txn.open_table(IMAGES).map_err(db_err("open the table"))?;
+            txn.commit().map_err(db_err("commit"))?;
+        }
+        let store = Self {
             root,
+            db,
             locks: Mutex::new(HashMap::new()),
             gc: RwLock::new(()),
             blobs_written: AtomicU64::new(0),
-        })
+        };
+        store.import_json_records()?;
+        Ok(store)
+    }
+
+    /// Moves records of the old `<root>/images/*.json` layout into the database.
+    fn import_json_records(&self) -> Result<(), StoreError> {
+        let dir = self.root.join("images");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for e in entries {
+            let p = e.map_err(io_err("list", &dir))?.path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let bytes = fs::read(&p).map_err(io_err("read", &p))?;
+            let rec: ImageRecord =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Record {
+                    path: p.clone(),
+                    source,
+                })?;
+            self.put_image(rec)?;
+            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+        }
+        let _ = fs::remove_dir(&dir);
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -355,30 +423,17 @@ impl Store {
         Ok(())
     }
 
-    fn record_path(&self, id: &Digest) -> PathBuf {
-        self.root.join("images").join(format!("{}.json", id.hex()))
-    }
-
-    fn write_record(&self, rec: &ImageRecord) -> Result<(), StoreError> {
-        let path = self.record_path(&rec.id);
-        let bytes = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::Record {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, &bytes, &self.tmp_path("record"))
-    }
-
     fn read_records(&self) -> Result<Vec<ImageRecord>, StoreError> {
-        let dir = self.root.join("images");
+        use redb::{ReadableDatabase, ReadableTable};
+        let txn = self.db.begin_read().map_err(db_err("begin a read"))?;
+        let table = txn.open_table(IMAGES).map_err(db_err("open the table"))?;
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-            let p = e.map_err(io_err("list", &dir))?.path();
-            if p.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let bytes = fs::read(&p).map_err(io_err("read", &p))?;
-            let rec = serde_json::from_slice(&bytes)
-                .map_err(|source| StoreError::Record { path: p, source })?;
+        for row in table.iter().map_err(db_err("list images"))? {
+            let (k, v) = row.map_err(db_err("read an image"))?;
+            let rec = serde_json::from_slice(v.value()).map_err(|source| StoreError::Record {
+                path: PathBuf::from(k.value()),
+                source,
+            })?;
             out.push(rec);
         }
         out.sort_by(|a: &ImageRecord, b| a.id.cmp(&b.id));
@@ -390,6 +445,7 @@ impl Store {
     pub fn put_image(&self, rec: ImageRecord) -> Result<ImageRecord, StoreError> {
         self.with_lock("images", || {
             let mut merged = rec;
+            let mut changed = Vec::new();
             for mut other in self.read_records()? {
                 if other.id == merged.id {
                     for t in other.repo_tags.drain(..) {
@@ -407,10 +463,20 @@ impl Store {
                 let before = other.repo_tags.len();
                 other.repo_tags.retain(|t| !merged.repo_tags.contains(t));
                 if other.repo_tags.len() != before {
-                    self.write_record(&other)?;
+                    changed.push(other);
                 }
             }
-            self.write_record(&merged)?;
+            changed.push(merged.clone());
+            let txn = self.db.begin_write().map_err(db_err("begin a write"))?;
+            {
+                let mut table = txn.open_table(IMAGES).map_err(db_err("open the table"))?;
+                for r in &changed {
+                    table
+                        .insert(r.id.hex(), encode(r)?.as_slice())
+                        .map_err(db_err("store an image"))?;
+                }
+            }
+            txn.commit().map_err(db_err("commit"))?;
             Ok(merged)
         })
     }
@@ -480,46 +546,16 @@ impl Store {
     /// [`Store::collect_garbage`].
     pub fn remove_image(&self, id: &Digest) -> Result<bool, StoreError> {
         self.with_lock("images", || {
-            let p = self.record_path(id);
-            match fs::remove_file(&p) {
-                Ok(()) => {
-                    sync_dir(p.parent().unwrap_or(&self.root))?;
-                    Ok(true)
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(StoreError::Io {
-                    what: "remove",
-                    path: p,
-                    source: e,
-                }),
-            }
+            let txn = self.db.begin_write().map_err(db_err("begin a write"))?;
+            let removed = {
+                let mut table = txn.open_table(IMAGES).map_err(db_err("open the table"))?;
+                let old = table.remove(id.hex()).map_err(db_err("remove an image"))?;
+                old.is_some()
+            };
+            txn.commit().map_err(db_err("commit"))?;
+            Ok(removed)
         })
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync", dir))
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new content.
-fn write_atomic(path: &Path, bytes: &[u8], tmp: &Path) -> Result<(), StoreError> {
-    let r = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp)
-            .map_err(io_err("create", tmp))?;
-        f.write_all(bytes).map_err(io_err("write", tmp))?;
-        f.sync_all().map_err(io_err("sync", tmp))?;
-        fs::rename(tmp, path).map_err(io_err("rename into place", path))?;
-        sync_dir(path.parent().unwrap_or(Path::new("/")))
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(tmp);
-    }
-    r
 }
 
 #[cfg(test)]

@@ -558,6 +558,18 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     assert_eq!(list_ids(&mut rt, None).await, before);
     let sa = cstatus(&mut rt, &a_id).await.unwrap();
     assert_eq!(sa.state, api::ContainerState::ContainerRunning as i32);
+    let info = rt
+        .container_status(api::ContainerStatusRequest {
+            container_id: a_id.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+    assert!(info["pid"].as_u64().is_some_and(|p| p > 0), "{info}");
+    assert_eq!(info["sandboxID"], pod.as_str());
     assert_eq!(cstatus(&mut rt, &b_id).await.unwrap().exit_code, 3);
     let r = exec(&mut rt, &a_id, &["/bin/sh", "-c", "echo still here"], 10)
         .await

@@ -404,4 +404,17 @@ async fn a_failed_cni_add_is_undone_and_leaves_nothing() {
     );
     assert!(shims(&dir.join("state/pods").join(&left[0])).is_empty());
     assert!(net.ports().is_empty(), "veth left: {:?}", net.ports());
+    // StopPodSandbox reports the failing DEL again; RemovePodSandbox gives up on it and
+    // forgets the pod.
+    let e = stop(&mut rt, &left[0]).await.unwrap_err();
+    assert!(e.message().contains("not-a-subnet"), "{e:?}");
+    remove(&mut rt, &left[0])
+        .await
+        .expect("RemovePodSandbox despite DEL");
+    assert!(list(&mut rt, None).await.is_empty());
+    assert!(
+        entries("state/pods").is_empty(),
+        "{:?}",
+        entries("state/pods")
+    );
 }
