@@ -298,7 +298,7 @@ fn corrupted_blob_is_rejected_and_leaves_nothing() {
         err.to_string().contains(&pushed.layers[0].to_string()),
         "message names the blob: {err}"
     );
-    assert_nothing_left(&puller.store(), &pushed.layers[0]);
+    assert_nothing_left(puller.store(), &pushed.layers[0]);
 }
 
 /// Whether a layer error is the one a hostile case must produce.
@@ -354,7 +354,7 @@ fn hostile_layers_are_rejected_and_leave_nothing() {
             }
             other => panic!("{name}: unexpected error {other:?}"),
         }
-        assert_nothing_left(&puller.store(), &pushed.layers[0]);
+        assert_nothing_left(puller.store(), &pushed.layers[0]);
         assert!(
             !root
                 .path()
