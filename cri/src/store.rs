@@ -501,7 +501,8 @@ impl Store {
         self.gc.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Deletes every blob and unpacked layer that no image record refers to.
+    /// Deletes every blob and unpacked layer that no image record refers to (a layer that a
+    /// container's root has mounted stays).
     pub fn collect_garbage(&self) -> Result<GcReport, StoreError> {
         let _exclusive = self.gc.write().unwrap_or_else(|e| e.into_inner());
         let mut blobs = HashSet::new();
@@ -529,9 +530,13 @@ impl Store {
             }
         }
         let layer_dir = self.root.join("layers");
+        // A layer under a container's root (an overlay mount) stays while that container
+        // does, even after its image record went.
+        let mounted = mounted_layers(&layer_dir);
         for e in fs::read_dir(&layer_dir).map_err(io_err("list", &layer_dir))? {
             let e = e.map_err(io_err("list", &layer_dir))?;
-            if !layers.contains(e.file_name().to_string_lossy().as_ref()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !layers.contains(&name) && !mounted.contains(&name) {
                 // Renamed out first, so a crash never leaves a half-deleted layer in place.
                 let doomed = self.tmp_path("gc");
                 fs::rename(e.path(), &doomed).map_err(io_err("move away", &e.path()))?;
@@ -556,6 +561,30 @@ impl Store {
             Ok(removed)
         })
     }
+}
+
+/// The names of the directories in `layer_dir` that an overlay mount of this host uses as a
+/// lower layer (from /proc/self/mountinfo).
+fn mounted_layers(layer_dir: &Path) -> HashSet<String> {
+    let prefix = format!("{}/", layer_dir.display());
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out = HashSet::new();
+    for line in text.lines() {
+        let Some((_, super_opts)) = line.split_once(" - overlay ") else {
+            continue;
+        };
+        for opt in super_opts.split([',', ' ']) {
+            let Some(lower) = opt.strip_prefix("lowerdir=") else {
+                continue;
+            };
+            for dir in lower.split(':') {
+                if let Some(name) = dir.strip_prefix(&prefix) {
+                    out.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -520,6 +520,24 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
         .stats;
     assert_eq!(lps.len(), 1);
 
+    // Removing the image of a running container keeps the layers its root stands on.
+    daemon
+        .images()
+        .await
+        .remove_image(api::RemoveImageRequest {
+            image: Some(api::ImageSpec {
+                image: bb.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("RemoveImage");
+    let r = exec(&mut rt, &a_id, &["/bin/sh", "-c", "cat /etc/motd"], 10)
+        .await
+        .expect("ExecSync after RemoveImage");
+    assert_eq!(r.stdout, b"welcome\n");
+    pull(&daemon, &bb).await;
+
     // Log rotation: kubelet renames the file and asks for a reopen.
     let rotated = dir.join("logs/a/0.log.1");
     fs::rename(&a_log, &rotated).unwrap();
