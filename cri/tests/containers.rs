@@ -335,7 +335,7 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     let _ = fs::remove_dir_all("/tmp/moat-escape-target");
 
     let script =
-        "echo started; id; cat /etc/resolv.conf /etc/hostname; ls /etc; cat /data/vol/hello; \
+        "echo started; id; cat /etc/resolv.conf /etc/hostname; ls /etc; cat /data/vol/hello; cat /proc/mounts; \
                   echo FOO=$FOO FROM_IMAGE=$FROM_IMAGE PWD=$PWD HOME=$HOME; \
                   head -c 20000 /dev/zero | tr '\\0' x; echo; echo to-stderr >&2; \
                   trap 'echo got-term; exit 7' TERM; \
@@ -431,6 +431,15 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
         assert!(text(want), "{want:?} not in the log of a:\n{lines:#?}");
     }
     assert!(lines.iter().any(|(_, _, t)| t == "web"), "hostname file");
+    // Its own mount table: its root and what is mounted beneath it, nothing of b.
+    assert!(
+        lines.iter().any(|(_, _, t)| t == "rootfs / 9p rw 0 0"),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|(_, _, t)| t == "proc /proc proc rw 0 0"));
+    assert!(!lines
+        .iter()
+        .any(|(_, _, t)| t.contains(&b_id) || t.contains(&a_id)));
     assert!(lines.iter().any(|(_, _, t)| t == "motd"));
     assert!(
         !lines.iter().any(|(_, _, t)| t == "gone.txt"),

@@ -240,7 +240,10 @@ fn pid_file(k: &Kernel, pid: i32, tid: i32, f: &str) -> Result<Vec<u8>, Errno> {
             b
         }
         "statm" => b"0 0 0 0 0 0 0\n".to_vec(),
-        "mounts" => global(k, "mounts")?,
+        "mounts" => {
+            let root = fs_root(&g).unwrap_or_else(|| k.vfs.root.clone());
+            mounts_seen_from(k, &root)
+        }
         "maps" => {
             let Some(mm) = mm else { return Ok(Vec::new()) };
             let m = mm.read();
@@ -277,6 +280,52 @@ fn pid_file(k: &Kernel, pid: i32, tid: i32, f: &str) -> Result<Vec<u8>, Errno> {
     })
 }
 
+/// The root directory of process `g`.
+fn fs_root(g: &ThreadGroup) -> Option<VPath> {
+    let fs = g.lock().fs.clone()?;
+    let root = fs.lock().unwrap_or_else(|e| e.into_inner()).root.clone();
+    Some(root)
+}
+
+/// The mount table as a process whose root is `root` sees it: the mounts at or beneath its
+/// root's mount, with paths from its root (in a pod, each container sees only its own).
+fn mounts_seen_from(k: &Kernel, root: &VPath) -> Vec<u8> {
+    let beneath = |m: &Arc<crate::vfs::Mount>| {
+        let mut cur = Some(m.clone());
+        while let Some(c) = cur {
+            if Arc::ptr_eq(&c, &root.mnt) {
+                return true;
+            }
+            cur = c.parent.as_ref().map(|(p, _)| p.clone());
+        }
+        false
+    };
+    let mut out = String::new();
+    for m in k.vfs.mounts() {
+        if !beneath(&m) {
+            continue;
+        }
+        let at = match &m.parent {
+            Some((pm, d)) if !Arc::ptr_eq(&m, &root.mnt) => k.vfs.path_of(
+                root,
+                &VPath {
+                    mnt: pm.clone(),
+                    d: d.clone(),
+                },
+            ),
+            _ => b"/".to_vec(),
+        };
+        out.push_str(&format!(
+            "{} {} {} {} 0 0\n",
+            String::from_utf8_lossy(&m.source),
+            String::from_utf8_lossy(&at),
+            m.fstype,
+            if m.readonly { "ro" } else { "rw" }
+        ));
+    }
+    out.into_bytes()
+}
+
 fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
     Ok(match g {
         "cpuinfo" => CPUINFO.get().cloned().unwrap_or_default(),
@@ -292,28 +341,11 @@ fn global(k: &Kernel, g: &str) -> Result<Vec<u8>, Errno> {
             .into_bytes()
         }
         "mounts" => {
-            let mut out = String::new();
-            let root = k.vfs.root.clone();
-            for m in k.vfs.mounts() {
-                let at = match &m.parent {
-                    Some((pm, d)) => k.vfs.path_of(
-                        &root,
-                        &VPath {
-                            mnt: pm.clone(),
-                            d: d.clone(),
-                        },
-                    ),
-                    None => b"/".to_vec(),
-                };
-                out.push_str(&format!(
-                    "{} {} {} {} 0 0\n",
-                    String::from_utf8_lossy(&m.source),
-                    String::from_utf8_lossy(&at),
-                    m.fstype,
-                    if m.readonly { "ro" } else { "rw" }
-                ));
-            }
-            out.into_bytes()
+            let root = group(k, current_tgid())
+                .ok()
+                .and_then(|g| fs_root(&g))
+                .unwrap_or_else(|| k.vfs.root.clone());
+            mounts_seen_from(k, &root)
         }
         "uptime" => {
             // The host's uptime, as sysinfo(2) reports it.
