@@ -17,10 +17,9 @@
 //! torn down. Pod lock before container lock.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moat_runtime::shim::{Ended, Process, Request, Response, ShimClient, ShimError, Usage};
 use tokio::sync::broadcast;
@@ -113,21 +112,6 @@ impl std::fmt::Debug for Containers {
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn new_id() -> Result<String, ContainerError> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(ContainerError::Random)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The signal number a stop signal name stands for (`SIGQUIT`, `QUIT` or `3`).
@@ -252,6 +236,26 @@ fn u64_value(value: u64) -> Option<api::UInt64Value> {
     Some(api::UInt64Value { value })
 }
 
+fn cpu_usage(now: i64, cpu_ns: u64, nano_cores: Option<u64>) -> api::CpuUsage {
+    api::CpuUsage {
+        timestamp: now,
+        usage_core_nano_seconds: u64_value(cpu_ns),
+        usage_nano_cores: nano_cores.and_then(u64_value),
+    }
+}
+
+/// Memory as the sentry accounts it: resident app pages (the working set; there is no page
+/// cache to leave out).
+fn memory_usage(now: i64, bytes: u64) -> api::MemoryUsage {
+    api::MemoryUsage {
+        timestamp: now,
+        working_set_bytes: u64_value(bytes),
+        usage_bytes: u64_value(bytes),
+        rss_bytes: u64_value(bytes),
+        ..Default::default()
+    }
+}
+
 impl Containers {
     pub fn new(store: Arc<StateStore>, images: Arc<Store>, pods: Arc<Pods>, root: &Path) -> Self {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
@@ -309,7 +313,7 @@ impl Containers {
         let _ = self.events.send(api::ContainerEventResponse {
             container_id: c.id.clone(),
             container_event_type: kind as i32,
-            created_at: now_nanos(),
+            created_at: crate::now_nanos(),
             pod_sandbox_status: pod.map(|p| p.to_cri_status()),
             containers_statuses: statuses,
         });
@@ -378,11 +382,11 @@ impl Containers {
         let (command, args) = process_args(&config.command, &config.args, &run)?;
 
         let mut c = Container::new(
-            new_id()?,
+            crate::random_id().map_err(ContainerError::Random)?,
             pod.id.clone(),
             ContainerMetadata::from(meta),
             image_name.clone(),
-            now_nanos(),
+            crate::now_nanos(),
         );
         c.user_specified_image = config
             .image
@@ -549,7 +553,7 @@ impl Containers {
                     tx.update_container(&c.id, |c| {
                         c.state = ContainerState::Running;
                         c.pid = Some(pid);
-                        c.started_at = now_nanos();
+                        c.started_at = crate::now_nanos();
                     })
                 })?;
                 tracing::info!(container = %c.id, pid, "container started");
@@ -566,7 +570,7 @@ impl Containers {
                 let c = self.store.write(|tx| {
                     tx.update_container(&c.id, |c| {
                         c.state = ContainerState::Exited;
-                        c.finished_at = now_nanos();
+                        c.finished_at = crate::now_nanos();
                         c.exit_code = START_ERROR_CODE;
                         c.reason = "StartError".into();
                         c.message = message.clone();
@@ -627,7 +631,7 @@ impl Containers {
             }
             tx.update_container(id, |c| {
                 c.state = ContainerState::Exited;
-                c.finished_at = now_nanos();
+                c.finished_at = crate::now_nanos();
                 c.exit_code = exit_code(ended);
                 c.reason = match ended {
                     Ended::Exited { code: 0 } => "Completed",
@@ -917,18 +921,8 @@ impl Containers {
                 labels: c.labels.clone().into_iter().collect(),
                 annotations: c.annotations.clone().into_iter().collect(),
             }),
-            cpu: Some(api::CpuUsage {
-                timestamp: now,
-                usage_core_nano_seconds: u64_value(cpu_ns),
-                usage_nano_cores: nano_cores.and_then(u64_value),
-            }),
-            memory: Some(api::MemoryUsage {
-                timestamp: now,
-                working_set_bytes: u64_value(memory),
-                usage_bytes: u64_value(memory),
-                rss_bytes: u64_value(memory),
-                ..Default::default()
-            }),
+            cpu: Some(cpu_usage(now, cpu_ns, nano_cores)),
+            memory: Some(memory_usage(now, memory)),
             writable_layer: Some(api::FilesystemUsage {
                 timestamp: now,
                 fs_id: Some(api::FilesystemIdentifier {
@@ -954,7 +948,7 @@ impl Containers {
         let mut out = Vec::new();
         for (pod_id, cs) in by_pod {
             let usage = self.pod_usage(pod_id);
-            let now = now_nanos();
+            let now = crate::now_nanos();
             for c in cs {
                 let u = usage
                     .as_ref()
@@ -1001,7 +995,7 @@ impl Containers {
     /// The PodSandboxStats of `pod`.
     pub fn pod_stats(&self, pod: &PodSandbox) -> Result<api::PodSandboxStats, ContainerError> {
         let usage = self.pod_usage(&pod.id);
-        let now = now_nanos();
+        let now = crate::now_nanos();
         let cs = self.store.containers_of_pod(&pod.id)?;
         let containers: Vec<api::ContainerStats> = cs
             .iter()
@@ -1030,17 +1024,8 @@ impl Containers {
                 annotations: pod.annotations.clone().into_iter().collect(),
             }),
             linux: Some(api::LinuxPodSandboxStats {
-                cpu: Some(api::CpuUsage {
-                    timestamp: now,
-                    usage_core_nano_seconds: u64_value(cpu_ns),
-                    usage_nano_cores: nano_cores.and_then(u64_value),
-                }),
-                memory: Some(api::MemoryUsage {
-                    timestamp: now,
-                    working_set_bytes: u64_value(memory),
-                    usage_bytes: u64_value(memory),
-                    ..Default::default()
-                }),
+                cpu: Some(cpu_usage(now, cpu_ns, nano_cores)),
+                memory: Some(memory_usage(now, memory)),
                 network: None,
                 process: Some(api::ProcessUsage {
                     timestamp: now,
@@ -1055,7 +1040,7 @@ impl Containers {
     /// The metrics of ListPodSandboxMetrics for `pod` (see [`metric_descriptors`]).
     pub fn pod_metrics(&self, pod: &PodSandbox) -> Result<api::PodSandboxMetrics, ContainerError> {
         let stats = self.pod_stats(pod)?;
-        let now = now_nanos();
+        let now = crate::now_nanos();
         let metric =
             |name: &str, kind: api::MetricType, labels: Vec<String>, value: u64| api::Metric {
                 name: name.to_owned(),

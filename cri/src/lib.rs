@@ -49,6 +49,22 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Now, in nanoseconds since the epoch (CRI's timestamps).
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A new 64-hex-digit id from /dev/urandom, as containerd makes pod and container ids.
+pub fn random_id() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// A tree [`disk_usage`] could not walk.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot measure {path}")]

@@ -14,11 +14,10 @@
 //! the whole of a stop or remove of that pod, so two of them never undo the same pod at once.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use moat_runtime::cgroup::Cgroup;
 use moat_runtime::shim::{LaunchOptions, Request, Response, ShimClient, ShimError};
@@ -111,22 +110,6 @@ pub fn sibling_moat() -> PathBuf {
         .ok()
         .and_then(|exe| exe.parent().map(|d| d.join("moat")))
         .unwrap_or_else(|| PathBuf::from("moat"))
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// A new 64-hex-digit pod id, as containerd makes them.
-fn new_id() -> Result<String, PodError> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(PodError::Random)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The network description CNI gets for `pod`.
@@ -351,7 +334,11 @@ impl Pods {
                 served: self.handlers.join(", "),
             });
         };
-        let mut pod = PodSandbox::new(new_id()?, PodMetadata::from(meta), now_nanos());
+        let mut pod = PodSandbox::new(
+            crate::random_id().map_err(PodError::Random)?,
+            PodMetadata::from(meta),
+            crate::now_nanos(),
+        );
         pod.state = PodState::NotReady;
         pod.runtime_handler = handler;
         pod.labels = string_map(&config.labels);
