@@ -13,6 +13,7 @@
 //! Unsafe code lives only in `sys` (host calls beyond std).
 
 pub mod api;
+pub mod authority;
 pub mod cni;
 pub mod config;
 pub mod containers;

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
+
+use crate::authority::AuthorityFix;
 
 use crate::api;
 use crate::cni::{Cni, CniConfig};
@@ -145,7 +148,10 @@ pub async fn serve(config: &Config, shutdown: impl Future<Output = ()>) -> Resul
             },
         )))
         .add_service(api::ImageServiceServer::new(ImageServer::new(puller)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new)),
+            shutdown,
+        )
         .await;
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!(socket = %config.socket.display(), "stopped");

@@ -555,3 +555,71 @@ fn bad_flags_and_registry_settings_stop_moat_cri_before_it_listens() {
         assert!(!socket.exists(), "{flag}: nothing was served");
     }
 }
+
+/// One HTTP/2 frame.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A client that names the socket by its path in `:authority`, as kubelet before 1.26, grpc-java
+/// and grpcurl do: two Version calls on one connection (the second refers to the first's
+/// header table entries), both answered.
+#[test]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn a_client_that_sends_the_socket_path_as_authority_is_served() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let path = d.socket.to_string_lossy().into_owned();
+    let mut enc = fluke_hpack::Encoder::new();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[]));
+    for stream in [1u32, 3] {
+        let block = enc.encode([
+            (&b":method"[..], &b"POST"[..]),
+            (b":scheme", b"http"),
+            (b":path", b"/runtime.v1.RuntimeService/Version"),
+            (b":authority", path.as_bytes()),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
+        ]);
+        out.extend(frame(0x1, 0x4, stream, &block));
+        // A gRPC message: uncompressed, 4 bytes long, VersionRequest{version: "v1"}.
+        out.extend(frame(
+            0x0,
+            0x1,
+            stream,
+            &[0, 0, 0, 0, 4, 0x0a, 2, b'v', b'1'],
+        ));
+    }
+    s.write_all(&out).unwrap();
+    let mut answered = std::collections::HashSet::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while answered.len() < 2 {
+        let n = s.read(&mut chunk).expect("the server answers");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let f: Vec<u8> = buf.drain(..9 + len).collect();
+            let stream = u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff;
+            assert_ne!(f[3], 0x3, "RST_STREAM on stream {stream}");
+            if f[3] == 0x0 && f[9..].windows(4).any(|w| w == b"moat") {
+                answered.insert(stream);
+            }
+        }
+    }
+    assert_eq!(answered, [1, 3].into_iter().collect());
+}
