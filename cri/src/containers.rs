@@ -428,6 +428,7 @@ impl Containers {
         let id = c.id.clone();
         match self.prepare(&mut c, &pod, sc, &run, &config.envs) {
             Ok(()) => {
+                c.prepared = true;
                 self.store.write(|tx| tx.put_container(&c))?;
                 tracing::info!(container = %id, pod = %pod.id, name = %c.metadata.name, "container created");
                 self.emit(&c, api::ContainerEventType::ContainerCreatedEvent);
@@ -529,6 +530,12 @@ impl Containers {
             return Err(ContainerError::Precondition(format!(
                 "container {} is {:?}, not created",
                 c.id, c.state
+            )));
+        }
+        if !c.prepared {
+            return Err(ContainerError::Precondition(format!(
+                "container {} is being created (or its creation was cut short)",
+                c.id
             )));
         }
         let pod = self.ready_pod(&c.pod_id)?;
@@ -1113,9 +1120,22 @@ impl Containers {
         Ok(())
     }
 
-    /// After a daemon start: watches the containers recorded running again, so their ends
-    /// (also ends while the daemon was away) are recorded.
+    /// After a daemon start: removes what a cut-short CreateContainer left, and watches the
+    /// containers recorded running again, so their ends (also ends while the daemon was away)
+    /// are recorded.
     pub fn recover(self: &Arc<Self>) -> Result<usize, ContainerError> {
+        // A create the daemon stopped in the middle of: no one was told its id.
+        let created = ContainerFilter {
+            state: Some(ContainerState::Created),
+            ..Default::default()
+        };
+        for c in self.store.list_containers(&created)? {
+            if !c.prepared {
+                tracing::warn!(container = %c.id, "removing a container whose creation was cut short");
+                self.root_of(&c.id).destroy()?;
+                self.store.write(|tx| tx.delete_container(&c.id))?;
+            }
+        }
         let filter = ContainerFilter {
             state: Some(ContainerState::Running),
             ..Default::default()

@@ -579,10 +579,29 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     let before = list_ids(&mut rt, None).await;
     drop(rt);
     daemon.kill9();
+    // What a CreateContainer cut short by the kill would leave: a record never finished and
+    // the start of a root. The restarted daemon removes both.
+    let half = "h".repeat(64);
+    {
+        let store = moat_cri::state::StateStore::open_in(&dir.join("root")).unwrap();
+        let c = moat_cri::state::Container::new(
+            half.clone(),
+            pod.clone(),
+            moat_cri::state::ContainerMetadata {
+                name: "half".into(),
+                attempt: 0,
+            },
+            bb.clone(),
+            1,
+        );
+        store.write(|tx| tx.put_container(&c)).unwrap();
+    }
+    fs::create_dir_all(dir.join("root/containers").join(&half).join("upper")).unwrap();
     daemon = start_daemon(dir, &net.conf_dir);
     let mut rt = daemon.runtime().await;
     let events = collect_events(&mut rt).await;
     assert_eq!(list_ids(&mut rt, None).await, before);
+    assert!(!dir.join("root/containers").join(&half).exists());
     let sa = cstatus(&mut rt, &a_id).await.unwrap();
     assert_eq!(sa.state, api::ContainerState::ContainerRunning as i32);
     let info = rt

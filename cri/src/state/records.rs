@@ -438,6 +438,10 @@ pub struct Container {
     /// The pid of its init process in the sandbox's PID namespace, once started.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Its root is mounted and its user and environment decided: CreateContainer finished.
+    /// A record without it is one the daemon stopped in the middle of (it is removed).
+    #[serde(default)]
+    pub prepared: bool,
 }
 
 impl Container {
@@ -479,6 +483,7 @@ impl Container {
             reason: String::new(),
             message: String::new(),
             pid: None,
+            prepared: false,
         }
     }
 }
