@@ -1134,6 +1134,20 @@ impl Containers {
                 tracing::warn!(container = %c.id, "removing a container whose creation was cut short");
                 self.root_of(&c.id).destroy()?;
                 self.store.write(|tx| tx.delete_container(&c.id))?;
+                continue;
+            }
+            // A start the daemon stopped in the middle of may have reached the shim.
+            if let Ok(Response::State { pid: Some(pid), .. }) =
+                self.call(&c.pod_id, &Request::State { id: c.id.clone() })
+            {
+                tracing::warn!(container = %c.id, pid, "found started; recording it running");
+                self.store.write(|tx| {
+                    tx.update_container(&c.id, |c| {
+                        c.state = ContainerState::Running;
+                        c.pid = Some(pid);
+                        c.started_at = crate::now_nanos();
+                    })
+                })?;
             }
         }
         let filter = ContainerFilter {

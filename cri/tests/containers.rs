@@ -576,9 +576,44 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     }
 
     // kill -9 of the daemon: the containers live on and are found again.
+    let d_id = create(
+        &mut rt,
+        &pod,
+        container_config(
+            "d",
+            &bb,
+            &["/bin/sh", "-c", "echo d-up; while true; do sleep 1; done"],
+            "d.log",
+        ),
+    )
+    .await
+    .unwrap();
     let before = list_ids(&mut rt, None).await;
     drop(rt);
     daemon.kill9();
+    // A StartContainer the kill cut short after the shim started the container: the record
+    // still says Created. The restarted daemon asks the shim and finds it running.
+    {
+        use moat_runtime::shim::{Process, Request, Response, ShimClient};
+        let mut shim = ShimClient::connect(&dir.join("state/pods").join(&pod)).unwrap();
+        let r = shim
+            .call(&Request::Start {
+                id: d_id.clone(),
+                rootfs: dir.join("root/containers").join(&d_id).join("rootfs"),
+                read_only: false,
+                process: Process {
+                    args: vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        "echo d-up; while true; do sleep 1; done".into(),
+                    ],
+                    ..Default::default()
+                },
+                log_path: Some(dir.join("logs/d.log")),
+            })
+            .unwrap();
+        assert!(matches!(r, Response::Started { .. }), "{r:?}");
+    }
     // What a CreateContainer cut short by the kill would leave: a record never finished and
     // the start of a root. The restarted daemon removes both.
     let half = "h".repeat(64);
@@ -602,6 +637,12 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     let events = collect_events(&mut rt).await;
     assert_eq!(list_ids(&mut rt, None).await, before);
     assert!(!dir.join("root/containers").join(&half).exists());
+    let sd = cstatus(&mut rt, &d_id).await.unwrap();
+    assert_eq!(
+        sd.state,
+        api::ContainerState::ContainerRunning as i32,
+        "{sd:?}"
+    );
     let sa = cstatus(&mut rt, &a_id).await.unwrap();
     assert_eq!(sa.state, api::ContainerState::ContainerRunning as i32);
     let info = rt
@@ -668,7 +709,7 @@ async fn two_containers_live_and_die_in_one_pod_across_a_daemon_restart() {
     );
 
     // Remove: records, roots and mounts go.
-    for id in [&a_id, &b_id, &c_id] {
+    for id in [&a_id, &b_id, &c_id, &d_id] {
         remove_c(&mut rt, id).await.expect("RemoveContainer");
         remove_c(&mut rt, id).await.expect("RemoveContainer twice");
     }
