@@ -5,10 +5,13 @@
 //! The image half: [`reference`] parsing, the [`registry`] client and the per-registry
 //! [`hosts`] it reaches (mirrors, TLS, plain HTTP), the content-addressed
 //! [`store`] with shared unpacked [`layer`]s, and [`pull`], which ties them together. The gRPC
-//! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version, Status
-//! and the pod sandbox RPCs of [`pods`]), and [`server`], which serves them on a unix socket as
-//! [`config`] says. The pod network half: [`netns`] (persistent network namespaces) and [`cni`]
-//! (the CNI exec protocol); the pod state is in the [`state`] store.
+//! half: [`api`] (the CRI v1 proto), [`image_service`], [`runtime_service`] (Version, Status,
+//! the pod sandbox RPCs of [`pods`] and the container RPCs of [`containers`]), and [`server`],
+//! which serves them on a unix socket as [`config`] says ([`authority`] lets clients that send
+//! the socket path as `:authority` in). The pod half: [`netns`] (persistent network
+//! namespaces), [`cni`] (the CNI exec protocol), the pod cgroups (`moat_runtime::cgroup`); the
+//! container half: [`rootfs`] (overlay roots with their mounts) and [`user`] (who the process
+//! runs as). Pods and containers are in the [`state`] store.
 //!
 //! Unsafe code lives only in `sys` (host calls beyond std).
 

@@ -1,5 +1,6 @@
-//! moat-runtime: starts sandboxes (a gofer and a sentry per sandbox) and drives them; the
-//! runc-compatible `moat` CLI is built on it.
+//! moat-runtime: starts sandboxes (a gofer and a sentry per sandbox) and drives them: one-shot
+//! sandboxes (`moat do`), pod sandboxes with several containers, the per-pod shim that the CRI
+//! daemon talks to, pods' cgroups and container logs; the `moat` CLI is built on it.
 //! May touch: the host, as root: spawning processes, the paths it is told to serve.
 //! Never: runs app code itself; everything the app does happens inside the sentry.
 
