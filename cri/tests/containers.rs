@@ -1125,6 +1125,38 @@ async fn container_rpcs_refuse_bad_input_with_the_right_codes() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 
+    // A read-only root: writes fail with EROFS, a writable volume still takes them.
+    let mut ro = container_config("ro", &bb, &["/bin/sh", "-c", "sleep 100"], "");
+    ro.linux = Some(api::LinuxContainerConfig {
+        security_context: Some(api::LinuxContainerSecurityContext {
+            readonly_rootfs: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    ro.mounts = vec![api::Mount {
+        container_path: "/scratch".into(),
+        host_path: dir.join("scratch").to_string_lossy().into_owned(),
+        ..Default::default()
+    }];
+    let ro = create(&mut rt, &pod, ro).await.unwrap();
+    start(&mut rt, &ro).await.unwrap();
+    let r = exec(
+        &mut rt,
+        &ro,
+        &[
+            "/bin/sh",
+            "-c",
+            "touch /x; echo >> /etc/hostname; touch /scratch/ok",
+        ],
+        10,
+    )
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
+    assert!(dir.join("scratch/ok").exists());
+
     // The daemon still serves, and a stopped pod takes no new container.
     rt.stop_pod_sandbox(api::StopPodSandboxRequest {
         pod_sandbox_id: pod.clone(),
