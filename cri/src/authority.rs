@@ -50,6 +50,11 @@ pub struct AuthorityFix<S> {
     preface_seen: bool,
     /// Stopped rewriting (malformed input): everything passes as it comes.
     passthrough: bool,
+    /// A header block was re-encoded: from then on the server's HPACK table is ours, and raw
+    /// blocks cannot be passed through any more.
+    rewrote: bool,
+    /// Malformed input after a rewrite: the connection is ended.
+    broken: bool,
     eof: bool,
     block: Option<Block>,
     decoder: fluke_hpack::Decoder<'static>,
@@ -65,6 +70,8 @@ impl<S> AuthorityFix<S> {
             out_pos: 0,
             preface_seen: false,
             passthrough: false,
+            rewrote: false,
+            broken: false,
             eof: false,
             block: None,
             decoder: fluke_hpack::Decoder::new(),
@@ -76,8 +83,20 @@ impl<S> AuthorityFix<S> {
         &self.io
     }
 
-    /// Gives up rewriting: what is buffered goes out as it came.
+    /// Gives up rewriting: what is buffered goes out as it came, or, once a block was
+    /// re-encoded (the server's header table is ours), the connection ends.
     fn give_up(&mut self, why: &str) {
+        if self.rewrote {
+            tracing::debug!(
+                why,
+                "ending an HTTP/2 connection that went wrong after a rewrite"
+            );
+            self.broken = true;
+            self.passthrough = true;
+            self.block = None;
+            self.raw.clear();
+            return;
+        }
         tracing::debug!(
             why,
             "passing the rest of an HTTP/2 connection through unchanged"
@@ -148,11 +167,16 @@ impl<S> AuthorityFix<S> {
         let block = self
             .encoder
             .encode(fixed.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
+        self.rewrote = true;
         self.emit_headers(&b.stream, b.end_stream, b.priority, &block);
     }
 
     /// Moves every complete frame of `raw` to `out`, rewriting header blocks.
     fn process(&mut self) {
+        if self.broken {
+            self.raw.clear();
+            return;
+        }
         if self.passthrough {
             self.out.append(&mut self.raw);
             return;
@@ -289,6 +313,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
+            if this.broken {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "malformed HTTP/2 header blocks",
+                )));
+            }
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
@@ -302,11 +332,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                     if got.is_empty() {
                         // The client is done: what is left goes as it is.
                         this.eof = true;
-                        this.passthrough = true;
-                        if let Some(b) = this.block.take() {
-                            this.emit_block_raw(b);
+                        if !this.rewrote {
+                            this.passthrough = true;
+                            if let Some(b) = this.block.take() {
+                                this.emit_block_raw(b);
+                            }
+                            this.out.append(&mut this.raw);
                         }
-                        this.out.append(&mut this.raw);
                         continue;
                     }
                     this.raw.extend_from_slice(got);
@@ -439,6 +471,31 @@ mod tests {
             3,
             "DATA frames pass"
         );
+    }
+
+    #[test]
+    fn garbage_after_a_rewrite_ends_the_connection() {
+        let mut enc = fluke_hpack::Encoder::new();
+        let mut input = PREFACE.to_vec();
+        push_frame(
+            &mut input,
+            HEADERS,
+            END_HEADERS,
+            &[0, 0, 0, 1],
+            &request(&mut enc, b"/s"),
+        );
+        push_frame(
+            &mut input,
+            HEADERS,
+            END_HEADERS,
+            &[0, 0, 0, 3],
+            &[0xff, 0xff, 0xff],
+        );
+        let mut f = AuthorityFix::new(());
+        f.raw.extend_from_slice(&input);
+        f.process();
+        assert!(f.broken, "a raw block cannot follow re-encoded ones");
+        assert_eq!(frames(&f.out[PREFACE.len()..]).len(), 1);
     }
 
     #[test]

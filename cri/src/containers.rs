@@ -284,6 +284,11 @@ impl Containers {
         ContainerRoot::new(&self.dir, id)
     }
 
+    /// Whether the shim of `pod_id` is gone (nothing answers on its socket).
+    fn shim_gone(&self, pod_id: &str) -> bool {
+        ShimClient::connect(&self.pods.pod_dir(pod_id)).is_err()
+    }
+
     fn shim(&self, pod_id: &str) -> Result<ShimClient, ContainerError> {
         Ok(ShimClient::connect(&self.pods.pod_dir(pod_id))?)
     }
@@ -466,7 +471,16 @@ impl Containers {
             .map(|l| self.images.layer_path(&l.diff_id))
             .collect();
         let root = self.root_of(&c.id);
-        root.mount(&layers)?;
+        {
+            // Garbage collection waits until the layers are mounted (then they count as used).
+            let _no_gc = self.images.pull_guard();
+            for l in &layers {
+                if !l.is_dir() {
+                    return Err(ContainerError::NoImage(c.image_id.clone()));
+                }
+            }
+            root.mount(&layers)?;
+        }
         for m in &c.mounts {
             root.bind(&Bind {
                 host_path: PathBuf::from(&m.host_path),
@@ -509,6 +523,8 @@ impl Containers {
             &pod.hostname,
             &user.home,
         );
+        // The working directory exists, as runc makes it.
+        root.make_dir(&c.working_dir)?;
         if c.security.readonly_rootfs {
             crate::sys::set_read_only(&root.rootfs()).map_err(|source| RootfsError::Overlay {
                 path: root.rootfs(),
@@ -615,10 +631,21 @@ impl Containers {
                     id: id.clone(),
                     timeout_ms: 0,
                 };
-                let (ended, message) = match this.call(&pod_id, &req) {
-                    Ok(Response::State { ended: Some(e), .. }) => (e, String::new()),
-                    Ok(other) => (Ended::Lost, format!("unexpected answer {other:?}")),
-                    Err(e) => (Ended::Lost, crate::error_chain(&e)),
+                let (ended, message) = loop {
+                    match this.call(&pod_id, &req) {
+                        Ok(Response::State { ended: Some(e), .. }) => break (e, String::new()),
+                        // The shim answers but the sentry ended without reporting the end.
+                        Ok(other) => break (Ended::Lost, format!("unexpected answer {other:?}")),
+                        Err(e) if this.shim_gone(&pod_id) => {
+                            break (Ended::Lost, crate::error_chain(&e))
+                        }
+                        Err(ContainerError::ShimSays(m)) => break (Ended::Lost, m),
+                        Err(e) => {
+                            // The connection broke but the shim is there: ask again.
+                            tracing::debug!(container = %id, error = %e, "waiting again");
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
                 };
                 this.record_end(&id, ended, &message);
             });
@@ -690,9 +717,15 @@ impl Containers {
         if c.state != ContainerState::Running {
             return Ok(());
         }
-        let lost = |e: ContainerError| {
-            // The shim is gone: so is the container.
-            self.record_end(&c.id, Ended::Lost, &crate::error_chain(&e));
+        // A failed call: if the shim is gone, so is the container (recorded, and the stop is
+        // done); otherwise the error stands and kubelet asks again.
+        let lost = |e: ContainerError| -> Result<(), ContainerError> {
+            if self.shim_gone(&c.pod_id) {
+                self.record_end(&c.id, Ended::Lost, &crate::error_chain(&e));
+                Ok(())
+            } else {
+                Err(e)
+            }
         };
         if !timeout.is_zero() {
             let sig = self
@@ -705,16 +738,12 @@ impl Containers {
                 signal: sig,
             };
             if let Err(e) = self.call(&c.pod_id, &signal) {
-                lost(e);
-                return Ok(());
+                return lost(e);
             }
             match self.wait_end(&c.pod_id, &c.id, timeout) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) => {
-                    lost(e);
-                    return Ok(());
-                }
+                Err(e) => return lost(e),
             }
             tracing::info!(container = %c.id, ?timeout, "container did not stop in time; killing it");
         }
@@ -723,16 +752,12 @@ impl Containers {
             signal: 9,
         };
         if let Err(e) = self.call(&c.pod_id, &kill) {
-            lost(e);
-            return Ok(());
+            return lost(e);
         }
         match self.wait_end(&c.pod_id, &c.id, KILL_WAIT) {
             Ok(true) => Ok(()),
             Ok(false) => Err(ContainerError::Timeout(KILL_WAIT)),
-            Err(e) => {
-                lost(e);
-                Ok(())
-            }
+            Err(e) => lost(e),
         }
     }
 
@@ -752,10 +777,12 @@ impl Containers {
             };
             match self.call(&c.pod_id, &Request::Remove { id: c.id.clone() }) {
                 Ok(_) => {}
-                // A stopped pod has no shim, and a never-started container is unknown to it.
-                Err(e) => {
-                    tracing::debug!(container = %c.id, error = %e, "shim did not remove the container")
+                // A stopped pod has no shim: nothing of the container is left in it.
+                Err(e) if self.shim_gone(&c.pod_id) => {
+                    tracing::debug!(container = %c.id, error = %e, "no shim to remove the container from")
                 }
+                // The shim refused (the process still runs): the root must stay.
+                Err(e) => return Err(e),
             }
             self.root_of(&c.id).destroy()?;
             self.store.write(|tx| tx.delete_container(&c.id))?;
@@ -1120,6 +1147,30 @@ impl Containers {
         Ok(())
     }
 
+    /// A container recorded Created after a restart: removed if its create was cut short,
+    /// recorded running if a cut-short start did reach the shim.
+    fn recover_created(&self, c: &Container) -> Result<(), ContainerError> {
+        if !c.prepared {
+            tracing::warn!(container = %c.id, "removing a container whose creation was cut short");
+            self.root_of(&c.id).destroy()?;
+            self.store.write(|tx| tx.delete_container(&c.id))?;
+            return Ok(());
+        }
+        if let Ok(Response::State { pid: Some(pid), .. }) =
+            self.call(&c.pod_id, &Request::State { id: c.id.clone() })
+        {
+            tracing::warn!(container = %c.id, pid, "found started; recording it running");
+            self.store.write(|tx| {
+                tx.update_container(&c.id, |c| {
+                    c.state = ContainerState::Running;
+                    c.pid = Some(pid);
+                    c.started_at = crate::now_nanos();
+                })
+            })?;
+        }
+        Ok(())
+    }
+
     /// After a daemon start: removes what a cut-short CreateContainer left, and watches the
     /// containers recorded running again, so their ends (also ends while the daemon was away)
     /// are recorded.
@@ -1130,24 +1181,8 @@ impl Containers {
             ..Default::default()
         };
         for c in self.store.list_containers(&created)? {
-            if !c.prepared {
-                tracing::warn!(container = %c.id, "removing a container whose creation was cut short");
-                self.root_of(&c.id).destroy()?;
-                self.store.write(|tx| tx.delete_container(&c.id))?;
-                continue;
-            }
-            // A start the daemon stopped in the middle of may have reached the shim.
-            if let Ok(Response::State { pid: Some(pid), .. }) =
-                self.call(&c.pod_id, &Request::State { id: c.id.clone() })
-            {
-                tracing::warn!(container = %c.id, pid, "found started; recording it running");
-                self.store.write(|tx| {
-                    tx.update_container(&c.id, |c| {
-                        c.state = ContainerState::Running;
-                        c.pid = Some(pid);
-                        c.started_at = crate::now_nanos();
-                    })
-                })?;
+            if let Err(e) = self.recover_created(&c) {
+                tracing::error!(container = %c.id, error = %crate::error_chain(&e), "cannot recover a created container");
             }
         }
         let filter = ContainerFilter {

@@ -467,7 +467,10 @@ impl Pods {
         let dir = self.pod_dir(&pod.id);
         self.end_shim(&pod.id, &dir)?;
         if let Ok(rel) = pod_cgroup(self.cgroup_driver, &pod.linux.cgroup_parent, &pod.id) {
-            Cgroup::at(&rel)?.remove()?;
+            // A cgroup that will not go must not keep the network from being torn down.
+            if let Err(e) = Cgroup::at(&rel).and_then(|c| c.remove()) {
+                tracing::warn!(pod = %pod.id, error = %crate::error_chain(&e), "cannot remove the pod's cgroup");
+            }
         }
         let netns = pod
             .network

@@ -89,6 +89,30 @@ fn mkdir(path: &Path) -> Result<(), RootfsError> {
     })
 }
 
+/// Makes `path` reachable by its owner only.
+fn private(path: &Path) -> Result<(), RootfsError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|source| {
+        RootfsError::Dir {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// The mount points at or beneath `dir` in /proc/self/mountinfo.
+fn mounts_beneath(dir: &Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    let under = format!("{d}/");
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == d || m.starts_with(&under))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Whether `path` is a mount point (its device differs from its parent's, or it is the same
 /// directory mounted over itself, which /proc/self/mountinfo would show; the device check is
 /// what overlay and bind mounts here need).
@@ -146,8 +170,16 @@ impl ContainerRoot {
         self.dir.join("upper")
     }
 
-    /// Mounts the overlay of `layers` (lowest first) with a fresh writable layer.
+    /// Mounts the overlay of `layers` (lowest first) with a fresh writable layer. The
+    /// container's directory is the owner's alone (0700): host users never reach the files a
+    /// container writes.
     pub fn mount(&self, layers: &[PathBuf]) -> Result<(), RootfsError> {
+        if let Some(parent) = self.dir.parent() {
+            mkdir(parent)?;
+            private(parent)?;
+        }
+        mkdir(&self.dir)?;
+        private(&self.dir)?;
         let (upper, work, rootfs) = (self.upper(), self.dir.join("work"), self.rootfs());
         for d in [&upper, &work, &rootfs] {
             mkdir(d)?;
@@ -196,6 +228,15 @@ impl ContainerRoot {
             b.recursive_read_only,
         )
         .map_err(bind_err)
+    }
+
+    /// Makes the directory `container_path` (and its parents) beneath the root if missing.
+    pub fn make_dir(&self, container_path: &str) -> Result<(), RootfsError> {
+        if components(container_path).is_err() {
+            // "/" or a relative path: nothing to make (the sentry resolves it).
+            return Ok(());
+        }
+        self.mount_point(container_path, true).map(drop)
     }
 
     /// Opens (making it if need be) the mount point `container_path` beneath the root. The
@@ -308,6 +349,14 @@ impl ContainerRoot {
                 path: rootfs.clone(),
                 source,
             })?;
+        }
+        // Deleting the directory next would reach into whatever is still mounted there (host
+        // volumes): the host's mount table must show nothing beneath it.
+        if let Some(left) = mounts_beneath(&self.dir).first() {
+            return Err(RootfsError::Unmount {
+                path: PathBuf::from(left),
+                source: io::Error::from_raw_os_error(libc::EBUSY),
+            });
         }
         Ok(())
     }

@@ -162,6 +162,12 @@ impl Store {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
+        // Unpacked layers keep their modes (setuid files too): only the owner may reach them.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("restrict", &root))?;
+        }
         let tmp = root.join("tmp");
         for e in fs::read_dir(&tmp).map_err(io_err("list", &tmp))? {
             let p = e.map_err(io_err("list", &tmp))?.path();

@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
@@ -207,7 +207,7 @@ pub(crate) fn mount_overlay(
             c"overlay".as_ptr(),
             target.as_ptr(),
             c"overlay".as_ptr(),
-            libc::MS_NODEV,
+            libc::MS_NODEV | libc::MS_NOSUID,
             data.as_ptr().cast(),
         )
     };
@@ -284,6 +284,33 @@ pub(crate) fn touch_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, mode: u32) -
     Ok(())
 }
 
+/// Sets `attrs` on the mount `fd` refers to (and on every mount beneath it if `recursive`).
+fn set_attr(fd: BorrowedFd<'_>, attrs: u64, recursive: bool) -> io::Result<()> {
+    // SAFETY: an all-zero mount_attr is a valid value (integers only).
+    let mut attr: libc::mount_attr = unsafe { mem::zeroed() };
+    attr.attr_set = attrs;
+    let mut at = libc::AT_EMPTY_PATH;
+    if recursive {
+        at |= libc::AT_RECURSIVE;
+    }
+    // SAFETY: the empty path is a static NUL-terminated string and `attr` a mount_attr, both
+    // alive for the call; the size passed is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            at,
+            &attr as *const libc::mount_attr,
+            mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Bind-mounts `src` (with the mounts beneath it) onto the open mount point `target`, which
 /// must be of the same kind (file or directory): open_tree(2), mount_setattr(2) for read-only
 /// (only the top mount, or every mount with `recursive_ro`), move_mount(2).
@@ -303,32 +330,14 @@ pub(crate) fn attach_bind(
     let fd = libc::c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: open_tree returned a new fd that nothing else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Nothing bound in may give the host a setuid file or a device node.
+    set_attr(
+        tree.as_fd(),
+        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        true,
+    )?;
     if read_only || recursive_ro {
-        let attr = libc::mount_attr {
-            attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
-        let mut at = libc::AT_EMPTY_PATH;
-        if recursive_ro {
-            at |= libc::AT_RECURSIVE;
-        }
-        // SAFETY: the empty path is a static NUL-terminated string and `attr` a mount_attr,
-        // both alive for the call; the size passed is the struct's.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                at,
-                &attr as *const libc::mount_attr,
-                mem::size_of::<libc::mount_attr>(),
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_attr(tree.as_fd(), libc::MOUNT_ATTR_RDONLY, recursive_ro)?;
     }
     // SAFETY: both paths are static empty NUL-terminated strings; the fds are open for the
     // call.

@@ -98,16 +98,23 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 fn read_in_root(rootfs: &Path, path: &'static str) -> Result<String, UserError> {
     let err = |source| UserError::Read { path, source };
     let root = std::fs::File::open(rootfs).map_err(err)?;
-    let fd = match crate::sys::open_in_root(root.as_fd(), Path::new(path), libc::O_RDONLY) {
+    // Non-blocking, and only a regular file is read: a FIFO or device planted by the image
+    // (or reached through a volume) must not hang or feed the create.
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = match crate::sys::open_in_root(root.as_fd(), Path::new(path), flags) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
         Err(e) => return Err(err(e)),
     };
+    let file = std::fs::File::from(fd);
+    if !file.metadata().map_err(err)?.is_file() {
+        return Err(err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        )));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(4 << 20)
-        .read_to_end(&mut bytes)
-        .map_err(err)?;
+    file.take(4 << 20).read_to_end(&mut bytes).map_err(err)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

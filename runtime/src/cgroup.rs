@@ -186,7 +186,7 @@ impl Cgroup {
                 let parent = cur.clone();
                 cur.push(c);
                 if h.v2 {
-                    let wanted: Vec<String> = ["cpu", "memory", "pids"]
+                    let wanted: Vec<String> = ["cpu", "cpuset", "memory", "pids"]
                         .iter()
                         .filter(|c| h.has(c))
                         .map(|c| format!("+{c}"))
@@ -198,13 +198,15 @@ impl Cgroup {
                 }
                 match fs::create_dir(&cur) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    // Made by someone else, maybe a moment ago and its cpuset not filled yet.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(io_err("create", &cur)(e)),
                 }
                 if !h.v2 && h.has("cpuset") {
                     for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let mine = fs::read_to_string(cur.join(f)).unwrap_or_default();
                         let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
-                        if !v.trim().is_empty() {
+                        if mine.trim().is_empty() && !v.trim().is_empty() {
                             write(&cur.join(f), v.trim())?;
                         }
                     }
@@ -291,14 +293,15 @@ impl Cgroup {
     pub fn procs(&self) -> Vec<u32> {
         self.hierarchies
             .first()
-            .and_then(|h| fs::read_to_string(self.dir(h).join("cgroup.procs")).ok())
-            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .map(|h| procs_in(&self.dir(h)))
             .unwrap_or_default()
     }
 
-    /// Removes the cgroup's own directories (not the parents), once its processes are gone;
-    /// a missing one is fine.
+    /// Kills what is left in the cgroup and removes its own directories (not the parents) in
+    /// every hierarchy; a missing one is fine. The first failure is returned after all were
+    /// tried.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
         for h in &self.hierarchies {
             let d = self.dir(h);
             let mut tries = 0;
@@ -306,17 +309,30 @@ impl Cgroup {
                 match fs::remove_dir(&d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    // Busy: its last processes are still being reaped.
+                    // Busy: processes are left (or still being reaped): kill them and retry.
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
                         tries += 1;
+                        for pid in procs_in(&d) {
+                            crate::sys::kill(pid, libc::SIGKILL);
+                        }
                         std::thread::sleep(std::time::Duration::from_millis(20));
                     }
-                    Err(e) => return Err(io_err("remove", &d)(e)),
+                    Err(e) => {
+                        first_err.get_or_insert(io_err("remove", &d)(e));
+                        break;
+                    }
                 }
             }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
+}
+
+/// The processes listed in the cgroup directory `dir`.
+fn procs_in(dir: &Path) -> Vec<u32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// Sets the calling process's oom_score_adj; root without CAP_SYS_RESOURCE may not lower it,

@@ -321,6 +321,17 @@ impl PodSandbox {
             })
     }
 
+    /// Forgets exec `id` once it ended (its exit is not asked for again).
+    pub fn forget(&self, id: &str) {
+        let mut ev = self.lock_events();
+        if matches!(
+            ev.procs.get(id.as_bytes()),
+            Some(ProcState::Exited { .. } | ProcState::Failed(_))
+        ) {
+            ev.procs.remove(id.as_bytes());
+        }
+    }
+
     /// Where `id` stands, if it was started.
     pub fn state(&self, id: &str) -> Option<ProcState> {
         self.lock_events().procs.get(id.as_bytes()).cloned()

@@ -156,6 +156,10 @@ pub struct Usage {
     pub processes: u32,
 }
 
+/// How long ExecSync waits for the output pipes to close once its command ended (a
+/// background child may hold them open).
+const EXEC_OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a stats request waits for the sentry.
 const STATS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -287,13 +291,27 @@ impl Shim {
         else {
             return err("cannot make pipes".into());
         };
-        let readers = [or, er].map(|mut r| {
+        // Each stream is gathered as it comes; what a background child keeps writing after the
+        // command ended is not waited for past a short grace.
+        let bufs: [Arc<Mutex<Vec<u8>>>; 2] = Default::default();
+        let done = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+        for (mut r, buf) in [or, er].into_iter().zip(bufs.clone()) {
+            let done = done.clone();
             std::thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = r.read_to_end(&mut v);
-                v
-            })
-        });
+                let mut chunk = [0u8; 16 * 1024];
+                while let Ok(n) = r.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]);
+                }
+                let (m, cv) = &*done;
+                *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                cv.notify_all();
+            });
+        }
         if let Err(e) = self
             .pod
             .exec(&exec_id, container, p.spec(), [stdin, ow.into(), ew.into()])
@@ -307,7 +325,16 @@ impl Shim {
             let _ = self.pod.signal(&exec_id, 9);
             let _ = self.pod.wait(&exec_id, Some(Duration::from_secs(10)));
         }
-        let [stdout, stderr] = readers.map(|t| t.join().unwrap_or_default());
+        self.pod.forget(&exec_id);
+        {
+            let (m, cv) = &*done;
+            let g = m.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = cv
+                .wait_timeout_while(g, EXEC_OUTPUT_GRACE, |n| *n < 2)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let [stdout, stderr] =
+            bufs.map(|b| std::mem::take(&mut *b.lock().unwrap_or_else(|e| e.into_inner())));
         Response::Output {
             ended: ended.map(Ended::from),
             stdout,

@@ -74,3 +74,15 @@ pub fn detach(cmd: &mut std::process::Command) {
     // SAFETY: the hook runs in the forked child before exec and only calls setsid.
     unsafe { cmd.pre_exec(hook) };
 }
+
+/// Sends `sig` to process `pid` (errors, such as a process already gone, are ignored).
+pub fn kill(pid: u32, sig: i32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes no pointers; pid > 1 names one process.
+    unsafe { libc::kill(pid, sig) };
+}
