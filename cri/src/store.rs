@@ -580,10 +580,15 @@ fn mounted_layers(layer_dir: &Path) -> HashSet<String> {
             continue;
         };
         for opt in super_opts.split([',', ' ']) {
-            let Some(lower) = opt.strip_prefix("lowerdir=") else {
+            // `lowerdir=a:b:c` (mount(2)), or one `lowerdir+=a` per layer (the mount API).
+            let dirs: Vec<&str> = if let Some(one) = opt.strip_prefix("lowerdir+=") {
+                vec![one]
+            } else if let Some(list) = opt.strip_prefix("lowerdir=") {
+                list.split(':').collect()
+            } else {
                 continue;
             };
-            for dir in lower.split(':') {
+            for dir in dirs {
                 if let Some(name) = dir.strip_prefix(&prefix) {
                     out.insert(name.to_owned());
                 }

@@ -1125,6 +1125,45 @@ async fn container_rpcs_refuse_bad_input_with_the_right_codes() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
 
+    // An image of 70 layers (more than one page of mount(2) options can name).
+    let mut layers = vec![(busybox_layer(), Comp::Gzip)];
+    let names: Vec<String> = (1..70).map(|i| format!("l/{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let body = format!("{}\n", i + 1);
+        layers.push((
+            tar_of(&[E::Dir("l"), E::File(name, body.as_bytes(), 0o644)]),
+            Comp::None,
+        ));
+    }
+    push_image_with(
+        &reg,
+        "test/deep",
+        "v1",
+        &layers,
+        "amd64",
+        false,
+        serde_json::json!({}),
+    );
+    let deep_image = format!("{}/test/deep:v1", reg.addr);
+    pull(&daemon, &deep_image).await;
+    let deep = create(
+        &mut rt,
+        &pod,
+        container_config("deep", &deep_image, &["/bin/sh", "-c", "sleep 100"], ""),
+    )
+    .await
+    .expect("CreateContainer of a 70-layer image");
+    start(&mut rt, &deep).await.unwrap();
+    let r = exec(
+        &mut rt,
+        &deep,
+        &["/bin/sh", "-c", "cat /l/1 /l/69; ls /l | wc -l"],
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "1\n69\n69\n");
+
     // A read-only root: writes fail with EROFS, a writable volume still takes them.
     let mut ro = container_config("ro", &bb, &["/bin/sh", "-c", "sleep 100"], "");
     ro.linux = Some(api::LinuxContainerConfig {
