@@ -43,6 +43,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const START_ERROR_CODE: i32 = 128;
 /// The exit code of a container whose end was not seen (its sandbox went away).
 const LOST_CODE: i32 = 255;
+/// How long a shim may take to answer a request (beyond the request's own wait).
+const SHIM_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a killed container gets to be reported ended.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 /// How many events a slow GetContainerEvents client may fall behind before it misses some.
@@ -293,9 +295,21 @@ impl Containers {
         Ok(ShimClient::connect(&self.pods.pod_dir(pod_id))?)
     }
 
-    /// Sends one request to the shim of `pod_id`; an Error answer becomes [`ContainerError::ShimSays`].
+    /// Sends one request to the shim of `pod_id`; an Error answer becomes
+    /// [`ContainerError::ShimSays`]. A wedged shim fails the call after a while (a Wait or
+    /// ExecSync gets its own time on top), so no RPC (or pod lock) waits forever.
     fn call(&self, pod_id: &str, r: &Request) -> Result<Response, ContainerError> {
-        match self.shim(pod_id)?.call(r)? {
+        let ms = Duration::from_millis;
+        let limit = match r {
+            Request::Wait { timeout_ms: 0, .. } => None,
+            Request::Wait { timeout_ms, .. } => Some(ms(*timeout_ms) + SHIM_CALL_TIMEOUT),
+            Request::ExecSync { timeout_ms: 0, .. } => None,
+            Request::ExecSync { timeout_ms, .. } => Some(ms(*timeout_ms) + SHIM_CALL_TIMEOUT),
+            _ => Some(SHIM_CALL_TIMEOUT),
+        };
+        let mut shim = self.shim(pod_id)?;
+        shim.set_timeout(limit)?;
+        match shim.call(r)? {
             Response::Error { message } => Err(ContainerError::ShimSays(message)),
             other => Ok(other),
         }

@@ -506,7 +506,11 @@ impl Pods {
     /// Shuts the shim of `dir` down if it answers, waits for it to end, and kills it if it does
     /// not.
     fn end_shim(&self, id: &str, dir: &Path) -> Result<(), PodError> {
-        match ShimClient::connect(dir) {
+        let connected = ShimClient::connect(dir).and_then(|mut c| {
+            c.set_timeout(Some(SHIM_EXIT_TIMEOUT))?;
+            Ok(c)
+        });
+        match connected {
             Ok(mut c) => match c.call(&Request::Shutdown) {
                 Ok(Response::Done) => {}
                 Ok(Response::Error { message }) => return Err(PodError::ShimShutdown(message)),

@@ -560,6 +560,15 @@ impl ShimClient {
         }
     }
 
+    /// Bounds how long a call may wait for the shim (None: no bound). A call that runs out of
+    /// time fails with a timed-out I/O error; the connection is not to be used again.
+    pub fn set_timeout(&mut self, t: Option<Duration>) -> Result<(), ShimError> {
+        let s = self.conn.get_ref();
+        s.set_read_timeout(t)?;
+        s.set_write_timeout(t)?;
+        Ok(())
+    }
+
     /// Sends one request and reads its answer.
     pub fn call(&mut self, r: &Request) -> Result<Response, ShimError> {
         let mut text = serde_json::to_string(r)?;
