@@ -32,7 +32,7 @@ use crate::rootfs::{Bind, ContainerRoot, RootfsError};
 use crate::state::cri::{string_map, FromCriError};
 use crate::state::{
     Container, ContainerFilter, ContainerMetadata, ContainerState, ContainerUser, EnvVar, Mount,
-    PodSandbox, PodState, Resources, StateError, StateStore,
+    PodSandbox, PodState, Propagation, Resources, StateError, StateStore,
 };
 use crate::store::{ImageRecord, Store};
 use crate::user::{UserError, UserRequest};
@@ -386,6 +386,19 @@ impl Containers {
             .map(Mount::try_from)
             .collect::<Result<_, _>>()?;
         for m in &mounts {
+            match m.propagation {
+                Propagation::Bidirectional => {
+                    return Err(ContainerError::Invalid(format!(
+                        "mount {}: bidirectional propagation cannot cross the sandbox (its mounts are the sentry's own)",
+                        m.container_path
+                    )))
+                }
+                Propagation::HostToContainer => tracing::warn!(
+                    container_path = %m.container_path,
+                    "host-to-container propagation: the container sees the volume's mounts as they are at create"
+                ),
+                Propagation::Private => {}
+            }
             if m.host_path.is_empty() || !m.container_path.starts_with('/') {
                 return Err(ContainerError::Invalid(format!(
                     "mount {:?} -> {:?}: both paths are required, the container one absolute",
