@@ -1002,6 +1002,17 @@ async fn container_rpcs_refuse_bad_input_with_the_right_codes() {
         code(create(&mut rt, &pod, relative).await),
         Code::InvalidArgument
     );
+    let mut shared = sh("x");
+    shared.mounts = vec![api::Mount {
+        container_path: "/data".into(),
+        host_path: dir.to_string_lossy().into_owned(),
+        propagation: api::MountPropagation::PropagationBidirectional as i32,
+        ..Default::default()
+    }];
+    assert_eq!(
+        code(create(&mut rt, &pod, shared).await),
+        Code::InvalidArgument
+    );
     let mut stranger = sh("x");
     stranger.linux = Some(api::LinuxContainerConfig {
         security_context: Some(api::LinuxContainerSecurityContext {
