@@ -99,7 +99,9 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        // What a failed test left: its pods' processes and namespace mounts.
+        // What a failed test left: its pods' processes, container roots, cgroups and
+        // namespace mounts.
+        let mut pod_ids = Vec::new();
         for pod in fs::read_dir(self.dir.join("state/pods"))
             .into_iter()
             .flatten()
@@ -109,6 +111,24 @@ impl Drop for Net {
                 for pid in family(shim) {
                     let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
                 }
+            }
+            pod_ids.push(pod.file_name().to_string_lossy().into_owned());
+        }
+        for root in fs::read_dir(self.dir.join("root/containers"))
+            .into_iter()
+            .flatten()
+        {
+            let Ok(root) = root else { continue };
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(root.path().join("rootfs"))
+                .stderr(Stdio::null())
+                .status();
+        }
+        for h in fs::read_dir("/sys/fs/cgroup").into_iter().flatten() {
+            let Ok(h) = h else { continue };
+            for id in &pod_ids {
+                let _ = fs::remove_dir(h.path().join("moat").join(format!("moat-{id}")));
             }
         }
         for ns in fs::read_dir(self.dir.join("state/netns"))
