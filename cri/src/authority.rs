@@ -205,6 +205,11 @@ impl<S> AuthorityFix<S> {
             if self.raw.len() < 9 + len {
                 return;
             }
+            if self.block.is_none() && kind != HEADERS {
+                // Most frames (DATA, SETTINGS, WINDOW_UPDATE, ...) go on as they are.
+                self.out.extend(self.raw.drain(..9 + len));
+                continue;
+            }
             let mut stream = [0u8; 4];
             stream.copy_from_slice(&self.raw[5..9]);
             let frame: Vec<u8> = self.raw.drain(..9 + len).collect();
@@ -245,13 +250,12 @@ impl<S> AuthorityFix<S> {
                         self.block = Some(b);
                     }
                 }
-                (_, true) => {
-                    // Only CONTINUATIONs may follow an unfinished HEADERS (a connection error).
+                // Only CONTINUATIONs may follow an unfinished HEADERS (a connection error).
+                _ => {
                     self.out.extend_from_slice(&frame);
                     self.give_up("frame inside a header block");
                     return;
                 }
-                _ => self.out.extend_from_slice(&frame),
             }
             if self.passthrough {
                 return;

@@ -113,17 +113,6 @@ fn mounts_beneath(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Whether `path` is a mount point (its device differs from its parent's, or it is the same
-/// directory mounted over itself, which /proc/self/mountinfo would show; the device check is
-/// what overlay and bind mounts here need).
-fn is_mount_point(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(m), Some(parent)) = (fs::symlink_metadata(path), path.parent()) else {
-        return false;
-    };
-    fs::symlink_metadata(parent).is_ok_and(|p| p.dev() != m.dev())
-}
-
 /// The normal components of an absolute container path; `..` is refused.
 fn components(container_path: &str) -> Result<Vec<&OsStr>, RootfsError> {
     let bad = |reason| RootfsError::BadMount {
@@ -341,8 +330,9 @@ impl ContainerRoot {
     pub fn unmount(&self) -> Result<(), RootfsError> {
         let rootfs = self.rootfs();
         // Mounts may be stacked; a bounded number of passes takes them all.
+        let at_root = rootfs.to_string_lossy().into_owned();
         for _ in 0..16 {
-            if !is_mount_point(&rootfs) {
+            if !mounts_beneath(&rootfs).contains(&at_root) {
                 break;
             }
             crate::sys::detach_unmount(&rootfs).map_err(|source| RootfsError::Unmount {

@@ -344,15 +344,10 @@ pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io:
                 mem::size_of::<libc::open_how>(),
             )
         };
-        if r >= 0 {
-            let fd =
-                libc::c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-            // SAFETY: openat2 returned a new fd that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EAGAIN) && e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match owned_fd(r) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            done => return done,
         }
     }
 }
@@ -421,13 +416,8 @@ pub(crate) fn attach_bind(
     let c = c_path(src)?;
     let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
     // SAFETY: `c` is a NUL-terminated string alive for the call.
-    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = libc::c_int::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: open_tree returned a new fd that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tree =
+        owned_fd(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) })?;
     // Nothing bound in may give the host a setuid file or a device node.
     set_attr(
         tree.as_fd(),
@@ -455,32 +445,13 @@ pub(crate) fn attach_bind(
     Ok(())
 }
 
-/// Makes the mount at `path` read-only (mount_setattr(2) on that mount only, not those
-/// beneath it).
+/// Makes the mount at `path` read-only (that mount only, not those beneath it).
 pub(crate) fn set_read_only(path: &Path) -> io::Result<()> {
     let c = c_path(path)?;
-    let mut attr: libc::mount_attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `c` is a NUL-terminated string and `attr` a mount_attr, both alive for the call;
-    // the size passed is the struct's.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-            &mut attr as *mut libc::mount_attr,
-            mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `c` is a NUL-terminated string alive for the call.
+    let fd = owned_fd(unsafe { libc::open(c.as_ptr(), flags) }.into())?;
+    set_attr(fd.as_fd(), libc::MOUNT_ATTR_RDONLY, false)
 }
 
 /// The target of the symlink `fd` was opened on (O_PATH | O_NOFOLLOW), by readlinkat(2) with an

@@ -561,20 +561,31 @@ impl<'t> WriteTx<'t> {
         id: &str,
         change: impl FnOnce(&mut PodSandbox),
     ) -> Result<PodSandbox, StateError> {
-        let mut pod = self.pod(id)?.ok_or_else(|| StateError::NotFound {
-            kind: Kind::Pod,
+        self.update_with(id, change, Self::pod, Self::put_pod)
+    }
+
+    /// Loads record `id`, lets `change` change it (not its id) and stores it with `put`.
+    fn update_with<R: Record>(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut R),
+        get: fn(&Self, &str) -> Result<Option<R>, StateError>,
+        put: fn(&mut Self, &R) -> Result<(), StateError>,
+    ) -> Result<R, StateError> {
+        let mut r = get(self, id)?.ok_or_else(|| StateError::NotFound {
+            kind: R::KIND,
             id: id.to_owned(),
         })?;
-        change(&mut pod);
-        if pod.id != id {
+        change(&mut r);
+        if r.id() != id {
             return Err(StateError::IdChanged {
-                kind: Kind::Pod,
+                kind: R::KIND,
                 from: id.to_owned(),
-                to: pod.id,
+                to: r.id().to_owned(),
             });
         }
-        self.put_pod(&pod)?;
-        Ok(pod)
+        put(self, &r)?;
+        Ok(r)
     }
 
     /// Deletes the pod sandbox with exactly this id and frees its name; `None` if there is none.
@@ -665,20 +676,7 @@ impl<'t> WriteTx<'t> {
         id: &str,
         change: impl FnOnce(&mut Container),
     ) -> Result<Container, StateError> {
-        let mut c = self.container(id)?.ok_or_else(|| StateError::NotFound {
-            kind: Kind::Container,
-            id: id.to_owned(),
-        })?;
-        change(&mut c);
-        if c.id != id {
-            return Err(StateError::IdChanged {
-                kind: Kind::Container,
-                from: id.to_owned(),
-                to: c.id,
-            });
-        }
-        self.put_container(&c)?;
-        Ok(c)
+        self.update_with(id, change, Self::container, Self::put_container)
     }
 
     /// Deletes the container with exactly this id and frees its name; `None` if there is none.
